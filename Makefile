@@ -1,0 +1,48 @@
+# The two commands: `make run` (install, then retrain once) and `make test`.
+SHELL := /bin/bash
+export UV_PYTHON ?= 3.11
+export PATH := $(CURDIR)/.venv/bin:$(HOME)/.local/bin:$(PATH)
+# quiet, offline-friendly defaults for TensorFlow, MLflow, DVC and Prefect
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export MLFLOW_LOGGING_LEVEL ?= WARNING
+export DO_NOT_TRACK ?= 1
+export DVC_NO_ANALYTICS ?= 1
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 60
+export PREFECT_LOGGING_EXTRA_LOGGERS ?= tasks,flows
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+export KERAS_HOME ?= $(CURDIR)/.cache/keras
+
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: install run test lint ui schedule repro clean-outputs
+
+.venv/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv
+	$(UV) sync --frozen --extra dask
+	@touch $@
+
+install: .venv/.installed
+
+run: install  ## install everything, then run the retraining flow once
+	python -m flows.retrain
+
+test: install  ## the whole test suite (slow end-to-end tests included)
+	python -m pytest
+
+lint: install
+	ruff check . && ruff format --check . && mypy
+
+repro: install  ## the same steps through DVC, stage by stage, no Prefect server
+	dvc repro
+
+ui: install  ## the MLflow UI over the project's store
+	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT)
+
+schedule: install  ## a Prefect server plus a deployment retraining on params.yaml's schedule.cron
+	python -m flows.schedule $(if $(CRON),--cron "$(CRON)")

@@ -1,0 +1,217 @@
+"""Typed view of params.yaml: the one source of configuration.
+
+Every section is a frozen pydantic model; unknown keys and bad values stop the run
+with one line that names the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.runtime import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(UserError):
+    """A params.yaml problem, phrased as one line for the user."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(Section):
+    source: Path = Path("data/source")
+    raw: Path = Path("data/raw")
+    clean: Path = Path("data/clean")
+    split: Path = Path("data/split")
+    processed: Path = Path("data/processed")
+    preprocessor: Path = Path("models/preprocessor.pkl")
+    model: Path = Path("models/model")
+    reports: Path = Path("reports")
+    mlruns: Path = Path("mlruns")
+
+
+class DatasetParams(Section):
+    label: str = "label"
+    task: Literal["classification", "regression"] = "classification"
+
+
+class IngestParams(Section):
+    source: Literal["sklearn", "csv", "parquet", "idx", "npz"] = "sklearn"
+    name: str = "digits"
+    path: Path | None = None
+    max_rows: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> IngestParams:
+        if self.source != "sklearn" and self.path is None:
+            raise ValueError(f"ingest.path is required when ingest.source is {self.source!r}")
+        return self
+
+
+class ValidateParams(Section):
+    min_rows: int = Field(default=10, ge=1)
+    min_rows_per_class: int = Field(default=2, ge=1)
+    columns: list[str] | None = None
+    labels: list[int | str] | None = None
+    value_range: tuple[float, float] | None = None
+    max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class CleanParams(Section):
+    drop_duplicates: bool = True
+    missing: Literal["drop", "mean", "median", "most_frequent", "constant"] = "drop"
+    fill_value: float | str = 0
+
+
+class SplitParams(Section):
+    train: float = Field(default=0.7, gt=0, lt=1)
+    val: float = Field(default=0.1, gt=0, lt=1)
+    test: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitParams:
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"split.train + split.val + split.test must sum to 1, got {total:g}")
+        return self
+
+
+class StandardizeParams(Section):
+    scaler: Literal["standard", "minmax", "none"] = "standard"
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+
+
+class ModelParams(Section):
+    type: Literal["dense", "cnn", "lstm"] = "cnn"
+    hidden_units: list[int] = [64]
+    conv_filters: list[int] = [32, 64]
+    kernel_size: int = Field(default=3, ge=1)
+    lstm_units: list[int] = [32]
+    activation: Literal["relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish"] = "relu"
+    initializer: Literal[
+        "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"
+    ] = "he_normal"
+    dropout: float = Field(default=0.25, ge=0, lt=1)
+    l1: float = Field(default=0.0, ge=0)
+    l2: float = Field(default=0.0, ge=0)
+
+
+class EarlyStopping(Section):
+    monitor: str = "val_loss"
+    patience: int = Field(default=5, ge=0)
+    restore_best_weights: bool = True
+
+
+class TrainParams(Section):
+    optimizer: Literal["adam", "sgd", "rmsprop", "adagrad", "adadelta"] = "adam"
+    learning_rate: float = Field(default=1e-3, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    lr_decay: Literal["none", "exponential", "plateau"] = "none"
+    batch_size: int = Field(default=32, ge=1)
+    epochs: int = Field(default=30, ge=1)
+    early_stopping: EarlyStopping = EarlyStopping()
+    seed: int = 42
+
+
+class TuneParams(Section):
+    epochs: int = Field(default=10, ge=1)
+    metric: str = "val_accuracy"
+    grid: dict[str, list[Any]] = {}
+
+    @model_validator(mode="after")
+    def _grid_axes_known(self) -> TuneParams:
+        for axis, values in self.grid.items():
+            section, _, key = axis.partition(".")
+            sections: dict[str, type[Section]] = {"model": ModelParams, "train": TrainParams}
+            fields = sections[section].model_fields if section in sections else {}
+            if key not in fields:
+                raise ValueError(f"tune.grid axis {axis!r} must name a model.* or train.* key")
+            if not values:
+                raise ValueError(f"tune.grid axis {axis!r} needs at least one value")
+        return self
+
+
+class EvaluateParams(Section):
+    average: Literal["macro", "weighted", "micro"] = "macro"
+
+
+class RegisterParams(Section):
+    model_name: str = "retrain-model"
+    metric: str = "accuracy"
+    min_improvement: float = 0.0
+    thresholds: dict[str, float] = {}
+
+
+class MlflowParams(Section):
+    experiment: str = "retrain"
+
+
+class ScheduleParams(Section):
+    cron: str = "0 3 * * *"
+    name: str = "nightly-retrain"
+
+
+class Params(Section):
+    paths: Paths = Paths()
+    dataset: DatasetParams = DatasetParams()
+    ingest: IngestParams = IngestParams()
+    validate_: ValidateParams = Field(default=ValidateParams(), alias="validate")
+    clean: CleanParams = CleanParams()
+    split: SplitParams = SplitParams()
+    standardize: StandardizeParams = StandardizeParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    tune: TuneParams = TuneParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    register_: RegisterParams = Field(default=RegisterParams(), alias="register")
+    mlflow: MlflowParams = MlflowParams()
+    schedule: ScheduleParams = ScheduleParams()
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key {key!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{source}: {key}: {message} (got {first.get('input')!r})"
+
+
+def parse_params(raw: dict[str, Any], source: Path = PARAMS_FILE) -> Params:
+    """Validate a params mapping; raise ParamsError with one line on the first problem."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_describe(error, source)) from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    if not path.is_file():
+        raise ParamsError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return parse_params(raw, path)
+
+
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """Return params with dotted `section.key` values replaced (used by grid points)."""
+    data = params.model_dump(by_alias=True)
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        data[section][key] = value
+    return parse_params(data)

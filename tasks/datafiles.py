@@ -1,0 +1,109 @@
+"""The files stages hand to each other: tables as Parquet, arrays (images, sequences) as .npz.
+
+A stage writes into a temporary sibling folder and renames it into place, so a failed
+stage never leaves a partial output behind for the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from tasks.runtime import UserError
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Images [n, h, w, c] or sequences [n, steps, features] with their targets y [n]."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: np.ndarray) -> Arrays:
+        return Arrays(self.x[index], self.y[index])
+
+
+Data: TypeAlias = pd.DataFrame | Arrays
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Like np.savez, but byte-identical for identical arrays (fixed zip timestamps)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def write_data(data: Data, folder: Path, name: str) -> Path:
+    """Write one dataset as `<name>.parquet` or `<name>.npz` inside folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, Arrays):
+        path = folder / f"{name}.npz"
+        save_npz(path, x=data.x, y=data.y)
+    else:
+        path = folder / f"{name}.parquet"
+        data.to_parquet(path, index=False)
+    return path
+
+
+def read_data(folder: Path, name: str) -> Data:
+    """Read `<name>.parquet` or `<name>.npz` from folder."""
+    table, arrays = folder / f"{name}.parquet", folder / f"{name}.npz"
+    if table.is_file():
+        return pd.read_parquet(table)
+    if arrays.is_file():
+        with np.load(arrays, allow_pickle=False) as npz:
+            return Arrays(npz["x"], npz["y"])
+    raise UserError(f"{folder}: no {name}.parquet or {name}.npz (did the previous stage run?)")
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{path}: not found (did the previous stage run?)")
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
+
+
+@contextmanager
+def replace_dir(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder that replaces target only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def replace_file(target: Path) -> Iterator[Path]:
+    """Yield a temporary path that replaces target only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    try:
+        yield staging
+        staging.replace(target)
+    finally:
+        staging.unlink(missing_ok=True)

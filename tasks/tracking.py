@@ -1,0 +1,39 @@
+"""Where MLflow records runs: `MLFLOW_TRACKING_URI` when set, else SQLite under `paths.mlruns`.
+
+The model registry always lives in the same store as the runs.
+
+MLflow 3 refuses its plain file store, so the local default is `mlruns/mlflow.db` with the
+artifacts beside it in `mlruns/artifacts/`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tasks.config import Params
+
+
+def tracking_uri(mlruns: Path) -> str:
+    """The tracking URI in force: the environment's, or the project's SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlruns.resolve()}/mlflow.db"
+
+
+def start_tracking(params: Params) -> str:
+    """Point MLflow at the store and the configured experiment; return the experiment id."""
+    import mlflow
+
+    params.paths.mlruns.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(params.paths.mlruns)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = params.mlflow.experiment
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        local = "MLFLOW_TRACKING_URI" not in os.environ
+        artifacts = (params.paths.mlruns / "artifacts").resolve().as_uri() if local else None
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return str(experiment_id)

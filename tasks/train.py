@@ -1,0 +1,334 @@
+"""train: fit the Keras model with the best grid point on the training split.
+
+Reads `paths.processed/{train,val}.npz`, `paths.preprocessor` and `reports/tune.json`;
+writes `paths.model/` (the Keras model, `run.json` naming the MLflow run and logged model)
+and `reports/history.csv`. The MLflow run gets the params, per-epoch curves for training and
+validation, the device used, and the model bundle (preprocessor + network) that serves raw rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.config import ModelParams, Params, TrainParams, load_params, with_overrides
+from tasks.datafiles import read_data, read_json, replace_dir, write_json
+from tasks.runtime import UserError, import_tensorflow, run_entry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class Head:
+    units: int
+    activation: str
+    loss: str
+    metrics: tuple[str, ...]
+
+
+def head_for(task: str, n_classes: int) -> Head:
+    """Output layer and loss: softmax/CE, sigmoid/BCE for two classes, linear/MSE for regression."""
+    if task == "regression":
+        return Head(1, "linear", "mse", ("mae",))
+    if n_classes == 2:
+        return Head(1, "sigmoid", "binary_crossentropy", ("accuracy",))
+    return Head(n_classes, "softmax", "sparse_categorical_crossentropy", ("accuracy",))
+
+
+def _regularizer(model: ModelParams) -> Any:
+    import keras
+
+    if model.l1 == 0 and model.l2 == 0:
+        return None
+    return keras.regularizers.L1L2(l1=model.l1, l2=model.l2)
+
+
+def _body(model: ModelParams, input_shape: tuple[int, ...]) -> list[Any]:
+    from keras import layers
+
+    common = {
+        "activation": model.activation,
+        "kernel_initializer": model.initializer,
+        "kernel_regularizer": _regularizer(model),
+    }
+    body: list[Any] = []
+    if model.type == "cnn":
+        if len(input_shape) != 3:
+            raise UserError(f"model.type cnn needs images [h, w, c]; the data has {input_shape}")
+        for filters in model.conv_filters:
+            body += [
+                layers.Conv2D(filters, model.kernel_size, padding="same", **common),
+                layers.MaxPooling2D(pool_size=2, padding="same"),
+            ]
+        body += [layers.Dropout(model.dropout), layers.Flatten()]
+    elif model.type == "lstm":
+        if len(input_shape) != 2:
+            raise UserError(f"model.type lstm needs sequences [steps, features]; got {input_shape}")
+        for i, units in enumerate(model.lstm_units):
+            body.append(layers.LSTM(units, return_sequences=i < len(model.lstm_units) - 1))
+    else:
+        body.append(layers.Flatten())
+    for units in model.hidden_units:
+        body += [layers.Dense(units, **common), layers.Dropout(model.dropout)]
+    return body
+
+
+def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Any:
+    """The configured optimizer, with exponential learning-rate decay when asked."""
+    import keras
+
+    rate: Any = train.learning_rate
+    if train.lr_decay == "exponential":
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            train.learning_rate, decay_steps=max(steps_per_epoch, 1), decay_rate=0.9
+        )
+    if train.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=train.momentum)
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "adadelta": keras.optimizers.Adadelta,
+    }
+    return classes[train.optimizer](rate)
+
+
+def build_model(
+    model: ModelParams,
+    train: TrainParams,
+    input_shape: tuple[int, ...],
+    head: Head,
+    steps_per_epoch: int = 1,
+) -> Any:
+    """An unfitted, compiled Keras model: dense, CNN or LSTM body with the task's head."""
+    import keras
+
+    network = keras.Sequential(
+        [
+            keras.Input(input_shape),
+            *_body(model, input_shape),
+            keras.layers.Dense(head.units, activation=head.activation, dtype="float32"),
+        ],
+        name=f"{model.type}",
+    )
+    network.compile(
+        optimizer=build_optimizer(train, steps_per_epoch),
+        loss=head.loss,
+        metrics=list(head.metrics),
+    )
+    return network
+
+
+def _dataset(split: Split, batch_size: int, seed: int, shuffle: bool) -> Any:
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((split.x, split.y))
+    if shuffle:
+        data = data.shuffle(len(split.y), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit_model(
+    network: Any,
+    train_split: Split,
+    val_split: Split,
+    train: TrainParams,
+    *,
+    epochs: int,
+    callbacks: list[Any] | None = None,
+    verbose: int | str = 0,
+) -> Any:
+    """Fit with early stopping (and plateau decay when asked); return the Keras History."""
+    import keras
+
+    stop = train.early_stopping
+    extra: list[Any] = [
+        keras.callbacks.EarlyStopping(
+            monitor=stop.monitor,
+            patience=stop.patience,
+            restore_best_weights=stop.restore_best_weights,
+        )
+    ]
+    if train.lr_decay == "plateau":
+        extra.append(keras.callbacks.ReduceLROnPlateau(monitor=stop.monitor, patience=2))
+    return network.fit(
+        _dataset(train_split, train.batch_size, train.seed, shuffle=True),
+        validation_data=_dataset(val_split, train.batch_size, train.seed, shuffle=False),
+        epochs=epochs,
+        callbacks=extra + (callbacks or []),
+        verbose=verbose,
+        shuffle=False,
+    )
+
+
+def describe_devices() -> dict[str, Any]:
+    """The device, strategy and TensorFlow version training uses (logged on every run)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    return {
+        "device": "GPU" if gpus else "CPU",
+        "gpus": len(gpus),
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "tensorflow": tf.__version__,
+    }
+
+
+def load_split(folder: Path, name: str) -> Split:
+    path = folder / f"{name}.npz"
+    if not path.is_file():
+        raise UserError(f"{path}: not found (run the standardize stage first)")
+    with np.load(path) as npz:
+        return Split(npz["x"], npz["y"])
+
+
+def n_classes_of(task: str, *splits: Split) -> int:
+    return 0 if task == "regression" else int(max(int(s.y.max()) for s in splits) + 1)
+
+
+def train_model(
+    params: Params,
+    train_split: Split,
+    val_split: Split,
+    callbacks: list[Any] | None = None,
+    verbose: int | str = 0,
+) -> tuple[Any, Any]:
+    """Build and fit the configured model; return (model, history)."""
+    import keras
+
+    keras.utils.set_random_seed(params.train.seed)
+    head = head_for(params.dataset.task, n_classes_of(params.dataset.task, train_split, val_split))
+    steps = int(np.ceil(len(train_split.y) / params.train.batch_size))
+    network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
+    history = fit_model(
+        network,
+        train_split,
+        val_split,
+        params.train,
+        epochs=params.train.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return network, history
+
+
+def best_params(params: Params, tune_report: Path) -> Params:
+    """params with the winning grid point of `reports/tune.json` applied."""
+    return with_overrides(params, read_json(tune_report).get("best_params", {}))
+
+
+def plot_curves(history: pd.DataFrame) -> Any:
+    """Training vs validation curves, one panel per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [
+        c
+        for c in history.columns
+        if not c.startswith("val_") and c not in ("epoch", "learning_rate")
+    ]
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=False):
+        axis.plot(history["epoch"], history[name], label="train")
+        if f"val_{name}" in history:
+            axis.plot(history["epoch"], history[f"val_{name}"], label="validation")
+        axis.set(title=name, xlabel="epoch")
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def _training_run(tune_run_id: str | None, tags: dict[str, str]) -> Any:
+    """Train inside the tuning run that chose the params, or a new run if it already trained."""
+    import mlflow
+
+    if tune_run_id:
+        run = mlflow.get_run(tune_run_id)
+        if "retrain.trained" not in run.data.tags:
+            return mlflow.start_run(run_id=tune_run_id, tags=tags)
+        tags = {**tags, "retrain.tune_run_id": tune_run_id}
+    return mlflow.start_run(run_name="pipeline", tags=tags)
+
+
+def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train with the tuned params, log everything to MLflow, write `paths.model`."""
+    import mlflow
+
+    from tasks.bundle import log_bundle, raw_features
+    from tasks.standardize import load_preprocessor
+    from tasks.tracking import start_tracking
+
+    import_tensorflow()
+    tune_report = params.paths.reports / "tune.json"
+    tuned = best_params(params, tune_report)
+    train_split = load_split(params.paths.processed, "train")
+    val_split = load_split(params.paths.processed, "val")
+    preprocessor = load_preprocessor(params.paths.preprocessor)
+    start_tracking(params)
+    devices = describe_devices()
+    with _training_run(read_json(tune_report).get("mlflow_run_id"), tags or {}) as active:
+        mlflow.log_params({f"{k}": v for k, v in _flat_params(tuned).items()})
+        mlflow.set_tags(
+            {f"train.{k}": str(v) for k, v in devices.items()} | {"retrain.trained": "true"}
+        )
+        verbose = 1 if sys.stdout.isatty() else 2  # a progress bar, or one line per epoch
+        network, history = train_model(
+            tuned, train_split, val_split, [mlflow.keras.MlflowCallback()], verbose
+        )
+        curves = pd.DataFrame(history.history).assign(epoch=range(1, len(history.epoch) + 1))
+        mlflow.log_figure(plot_curves(curves), "plots/curves.png")
+        with replace_dir(params.paths.model) as staging:
+            network.save(staging / "model.keras")
+            example = raw_features(read_data(params.paths.split, "train"), params.dataset.label)[:5]
+            info = log_bundle(
+                network, preprocessor, staging / "model.keras", params.paths.preprocessor, example
+            )
+            summary = {
+                "mlflow_run_id": active.info.run_id,
+                "model_uri": info.model_uri,
+                "epochs_run": len(history.epoch),
+                **devices,
+            }
+            write_json(staging / "run.json", summary)
+        (params.paths.reports).mkdir(parents=True, exist_ok=True)
+        curves.to_csv(params.paths.reports / "history.csv", index=False)
+    log.info(
+        "train: %d epochs on %s, run %s",
+        len(history.epoch),
+        devices["device"],
+        summary["mlflow_run_id"],
+    )
+    return summary
+
+
+def _flat_params(params: Params) -> dict[str, Any]:
+    sections = ("dataset", "ingest", "clean", "split", "standardize", "model", "train")
+    flat: dict[str, Any] = {}
+    for section in sections:
+        for key, value in getattr(params, section).model_dump(mode="json").items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def main() -> None:
+    run(load_params())
+
+
+if __name__ == "__main__":
+    run_entry("tasks.train")

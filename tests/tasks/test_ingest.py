@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import DatasetParams, IngestParams
+from tasks.datafiles import Arrays
+from tasks.ingest import load_idx, load_npz, load_sklearn, load_source, load_table
+from tasks.runtime import UserError
+
+LABEL = DatasetParams(label="label")
+
+
+def test_digits_are_8x8_images() -> None:
+    data = load_sklearn("digits", "label")
+    assert isinstance(data, Arrays)
+    assert data.x.shape == (1797, 8, 8, 1) and set(np.unique(data.y)) == set(range(10))
+
+
+def test_bundled_tables_get_the_label_column() -> None:
+    frame = load_sklearn("wine", "quality")
+    assert isinstance(frame, pd.DataFrame) and "quality" in frame and len(frame) == 178
+
+
+def test_unknown_bundled_set() -> None:
+    with pytest.raises(UserError, match="ingest.name: unknown scikit-learn dataset 'mnist'"):
+        load_sklearn("mnist", "label")
+
+
+def test_csv_with_label_and_max_rows(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"], "label": [0, 1, 0]}).to_csv(path)
+    data = load_source(IngestParams(source="csv", path=path, max_rows=2), LABEL)
+    assert isinstance(data, pd.DataFrame) and len(data) == 2 and "b" in data
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "file is empty"),
+        ("a,b\n", "file has no rows"),
+        ("a,b\n1,2\n", "label column 'label' missing"),
+    ],
+)
+def test_bad_tables_name_the_file(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message) as error:
+        load_table(path, "label")
+    assert str(path) in str(error.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="file not found"):
+        load_table(tmp_path / "nope.csv", "label")
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def _write_mnist(folder: Path, n: int = 6) -> None:
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)))
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+
+
+def test_idx_reads_train_and_test(tmp_path: Path) -> None:
+    _write_mnist(tmp_path)
+    data = load_idx(tmp_path)
+    assert data.x.shape == (12, 28, 28, 1) and data.y.shape == (12,)
+
+
+def test_truncated_gzip_is_named(tmp_path: Path) -> None:
+    _write_mnist(tmp_path)
+    target = tmp_path / "t10k-images-idx3-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:40])
+    with pytest.raises(UserError, match="not a complete gzip file") as error:
+        load_idx(tmp_path)
+    assert "t10k-images-idx3-ubyte.gz" in str(error.value)
+
+
+def test_npz_shapes_are_checked(tmp_path: Path) -> None:
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.zeros((4, 5, 3)), y=np.arange(4))
+    assert load_npz(good).x.shape == (4, 5, 3)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((4, 5)), y=np.arange(4))
+    with pytest.raises(UserError, match=r"got x \(4, 5\)"):
+        load_npz(bad)
+    np.savez(bad, images=np.zeros((4, 5, 3)))
+    with pytest.raises(UserError, match="missing array"):
+        load_npz(bad)

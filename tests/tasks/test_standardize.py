@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import CleanParams, DatasetParams, StandardizeParams, parse_params
+from tasks.datafiles import Arrays, write_data
+from tasks.runtime import UserError
+from tasks.standardize import fit_preprocessor, load_preprocessor, run, transform_split
+
+DATASET = DatasetParams(label="y")
+
+
+def _table(offset: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "num": np.array([1.0, 2.0, np.nan, 5.0]) + offset,
+            "cat": ["a", "b", "a", None],
+            "y": ["no", "yes", "no", "yes"],
+        }
+    )
+
+
+def test_preprocessor_sees_only_training_rows() -> None:
+    train = _table(0)
+    rules = StandardizeParams()
+    fitted = fit_preprocessor(train, rules, CleanParams(missing="mean"), DATASET)
+    x_train, y_train = transform_split(fitted, train)
+    # the mean of the training rows (imputed with their own mean) maps to 0
+    assert x_train[:, 0].mean() == pytest.approx(0, abs=1e-6)
+    x_far, _ = transform_split(fitted, _table(1000))
+    assert x_far[[0, 1, 3], 0].min() > 100, "far rows are scaled with training statistics"
+    assert x_far[2, 0] == pytest.approx(0, abs=1e-6), "imputed with the training mean"
+    assert y_train.tolist() == [0, 1, 0, 1] and fitted.classes.tolist() == ["no", "yes"]
+
+
+def test_onehot_ignores_unseen_categories_and_minmax_bounds() -> None:
+    train = _table(0)
+    fitted = fit_preprocessor(train, StandardizeParams(scaler="minmax"), CleanParams(), DATASET)
+    other = train.assign(cat=["c", "c", "c", "c"])
+    x, _ = transform_split(fitted, other)
+    assert x.shape == (4, 3) and x[:, 1:].sum() == 0
+    x_train, _ = transform_split(fitted, train)
+    assert x_train[:, 0].min() == 0 and x_train[:, 0].max() == 1
+
+
+def test_images_keep_their_shape_and_unseen_labels_fail() -> None:
+    rng = np.random.default_rng(0)
+    train = Arrays(rng.uniform(0, 16, (20, 8, 8, 1)), np.arange(20) % 2)
+    fitted = fit_preprocessor(train, StandardizeParams(), CleanParams(), DATASET)
+    x, y = transform_split(fitted, train)
+    assert x.shape == (20, 8, 8, 1) and x.dtype == np.float32
+    assert abs(float(x.mean())) < 1e-5
+    with pytest.raises(UserError, match="not seen in training"):
+        transform_split(fitted, Arrays(train.x[:2], np.array([0, 7])))
+    with pytest.raises(UserError, match="differs from training shape"):
+        fitted.transform(np.zeros((2, 28, 28, 1)))
+
+
+def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_path: Path) -> None:
+    params = parse_params(
+        {
+            "paths": {
+                "split": str(tmp_path / "split"),
+                "processed": str(tmp_path / "processed"),
+                "preprocessor": str(tmp_path / "pre.pkl"),
+            },
+            "dataset": {"label": "y"},
+        }
+    )
+    rng = np.random.default_rng(0)
+
+    def table(loc: float, rows: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "a": rng.normal(loc, 1, rows),
+                "b": rng.choice(["u", "v"], rows),
+                "y": np.arange(rows) % 2,
+            }
+        )
+
+    write_data(table(0, 70), tmp_path / "split", "train")
+    fitted = []
+    for loc in (0.0, 1e6):  # validation and test rows from a wildly different distribution
+        write_data(table(loc, 10), tmp_path / "split", "val")
+        write_data(table(loc, 20), tmp_path / "split", "test")
+        run(params)
+        scaler = load_preprocessor(tmp_path / "pre.pkl").features.named_transformers_["numeric"]
+        fitted.append((scaler[-1].mean_.copy(), scaler[-1].scale_.copy(), scaler[0].statistics_))
+    for first, second in zip(*fitted, strict=True):
+        assert np.array_equal(first, second)

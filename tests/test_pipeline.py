@@ -1,0 +1,104 @@
+"""End to end: the Prefect flow on the embedded digits, in a throw-away git + DVC checkout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli, update_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _client() -> object:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harness: None) -> None:
+    import mlflow
+
+    from flows.retrain import STEPS, retrain
+
+    summary = retrain()
+    assert summary["steps"] == dict.fromkeys(STEPS, "ran")
+
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["accuracy"] > 0.9 and set(metrics) == {"accuracy", "precision", "recall", "f1"}
+
+    client = _client()
+    run = client.get_run(summary["mlflow_run_id"])  # type: ignore[attr-defined]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
+    assert run.data.params["train.epochs"] == "8" and run.data.tags["train.device"] == "CPU"
+    curve = client.get_metric_history(run.info.run_id, "val_loss")  # type: ignore[attr-defined]
+    assert len(curve) >= 2 and [m.step for m in curve] == sorted(m.step for m in curve)
+    trials = client.search_runs(  # type: ignore[attr-defined]
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert len(trials) == 2, "one nested run per grid point"
+
+    champion = client.get_model_version_by_alias("digits-test", "champion")  # type: ignore[attr-defined]
+    assert int(champion.version) == 1 and champion.run_id == run.info.run_id
+
+    # the registered bundle takes raw rows and predicts what evaluate predicted
+    test = dict(__import__("numpy").load(project / "data/split/test.npz"))
+    served = mlflow.pyfunc.load_model("models:/digits-test@champion").predict(test["x"])
+    evaluated = pd.read_csv(project / "reports/predictions.csv")
+    assert (served["prediction"].to_numpy() == evaluated["prediction"].to_numpy()).all()
+
+    status = run_cli(["dvc", "status"], project).stdout
+    assert "up to date" in status, status
+
+    again = retrain()
+    assert set(again["steps"].values()) == {"skipped"}
+    assert again["registry"]["version"] == 1
+
+
+def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harness: None) -> None:
+    from flows.retrain import retrain
+
+    first = retrain()
+    assert first["registry"]["promote"], first["registry"]
+    update_params(project, {"train": {"epochs": 1}})
+    second = retrain()
+    assert [s for s, o in second["steps"].items() if o == "ran"] == [
+        "train",
+        "evaluate",
+        "register",
+    ]
+    registry = second["registry"]
+    assert not registry["promote"] and int(registry["champion"]) == 1
+    client = _client()
+    assert int(client.get_model_version_by_alias("digits-test", "champion").version) == 1  # type: ignore[attr-defined]
+    challenger = client.get_model_version_by_alias("digits-test", "challenger")  # type: ignore[attr-defined]
+    assert int(challenger.version) == 2 and challenger.tags["promotion.promote"] == "False"
+
+
+def test_failed_validation_stops_before_training(project: Path, prefect_harness: None) -> None:
+    from flows.retrain import retrain
+    from tasks.validate import ValidationFailed
+
+    source = project / "data/source/bad.csv"
+    pd.DataFrame({"a": [1.0, None, 3.0] * 10, "label": [0, 1, 2] * 10}).to_csv(source, index=False)
+    update_params(
+        project, {"ingest": {"source": "csv", "path": str(source)}, "validate": {"labels": [0, 1]}}
+    )
+    with pytest.raises(ValidationFailed) as error:
+        retrain()
+    message = str(error.value)
+    assert "column 'a'" in message and "column 'label'" in message
+    assert not (project / "data/clean").exists() and not (project / "models").exists()
+    assert not (project / "mlruns").exists(), "no MLflow run, no registry change"
