@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,7 +74,12 @@ def serve(cron: str, name: str) -> None:
     retrain.serve(name=name, schedules=[schedule])
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwind, so the Prefect server this command started is stopped
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     params = load_params()
     parser = argparse.ArgumentParser(description="Retrain on a cron schedule (Prefect).")
     parser.add_argument("--cron", default=params.schedule.cron, help="overrides schedule.cron")
