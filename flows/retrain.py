@@ -14,12 +14,13 @@ import importlib
 import logging
 from typing import Any
 
-from prefect import flow, task
+from prefect import State, flow, task
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from tasks.config import Params, load_params
 from tasks.datafiles import read_json
-from tasks.runtime import run_entry
+from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,23 @@ def record_stage(step: str) -> None:
         repo.commit(step, force=True)
 
 
-def run_step(step: str, params: Params) -> str:
-    """Run one step unless DVC finds it current; return 'ran' or 'skipped'."""
+def run_step(step: str, params: Params) -> str | State:
+    """Run one step unless DVC finds it current; return 'ran' or 'skipped'.
+
+    A user's mistake (bad data, bad params) fails the task with its one-line message
+    instead of a traceback; a bug still raises.
+    """
     if stage_is_current(step):
         log.info("%s: up to date (dvc.lock matches), skipped", step)
         return "skipped"
     adapter = importlib.import_module(f"tasks.{step}")
-    if step in TRACKED_STEPS:
-        adapter.run(params, tags={"prefect.flow_run_id": str(flow_run.id or "")})
-    else:
-        adapter.run(params)
+    try:
+        if step in TRACKED_STEPS:
+            adapter.run(params, tags={"prefect.flow_run_id": str(flow_run.id or "")})
+        else:
+            adapter.run(params)
+    except UserError as error:
+        return Failed(message=f"{step}: {error}")
     record_stage(step)
     return "ran"
 
@@ -88,10 +96,18 @@ def summarize(params: Params, outcome: dict[str, str]) -> dict[str, Any]:
 
 
 @flow(name="retrain")
-def retrain() -> dict[str, Any]:
+def retrain() -> dict[str, Any] | State:
     """Retrain: ingest, validate, clean, split, standardize, tune, train, evaluate, register."""
-    params = load_params()
-    outcome = {step: STEP_TASKS[step](step, params) for step in STEPS}
+    try:
+        params = load_params()
+    except UserError as error:
+        return Failed(message=str(error))
+    outcome: dict[str, str] = {}
+    for step in STEPS:
+        state = STEP_TASKS[step](step, params, return_state=True)
+        if state.is_failed():  # nothing after a failed step runs; the flow run is failed
+            return Failed(message=state.message)
+        outcome[step] = str(state.result())
     return summarize(params, outcome)
 
 
@@ -119,7 +135,10 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def main() -> None:
     argparse.ArgumentParser(description="Run the retraining flow once on params.yaml.").parse_args()
-    print(format_summary(retrain()))
+    state = retrain(return_state=True)
+    if state.is_failed():
+        raise UserError(state.message or "the retrain flow failed")
+    print(format_summary(state.result()))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -255,12 +255,17 @@ def plot_curves(history: pd.DataFrame) -> Any:
 
 
 def _training_run(tune_run_id: str | None, tags: dict[str, str]) -> Any:
-    """Train inside the tuning run that chose the params, or a new run if it already trained."""
+    """Train inside the tuning run that chose the params; or in a new run, linked to it, when
+    that run already trained a model or lives in another store (tune.json from git or DVC)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     if tune_run_id:
-        run = mlflow.get_run(tune_run_id)
-        if "retrain.trained" not in run.data.tags:
+        try:
+            trained = "retrain.trained" in mlflow.get_run(tune_run_id).data.tags
+        except MlflowException:
+            trained = True
+        if not trained:
             return mlflow.start_run(run_id=tune_run_id, tags=tags)
         tags = {**tags, "retrain.tune_run_id": tune_run_id}
     return mlflow.start_run(run_name="pipeline", tags=tags)

@@ -89,16 +89,16 @@ def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harnes
 
 def test_failed_validation_stops_before_training(project: Path, prefect_harness: None) -> None:
     from flows.retrain import retrain
-    from tasks.validate import ValidationFailed
 
     source = project / "data/source/bad.csv"
     pd.DataFrame({"a": [1.0, None, 3.0] * 10, "label": [0, 1, 2] * 10}).to_csv(source, index=False)
     update_params(
         project, {"ingest": {"source": "csv", "path": str(source)}, "validate": {"labels": [0, 1]}}
     )
-    with pytest.raises(ValidationFailed) as error:
-        retrain()
-    message = str(error.value)
-    assert "column 'a'" in message and "column 'label'" in message
+    state = retrain(return_state=True)
+    assert state.is_failed()
+    message = state.message or ""
+    assert message.startswith("validate: ") and "column 'a'" in message
+    assert "column 'label'" in message
     assert not (project / "data/clean").exists() and not (project / "models").exists()
     assert not (project / "mlruns").exists(), "no MLflow run, no registry change"
