@@ -42,7 +42,7 @@ repro: install  ## the same steps through DVC, stage by stage, no Prefect server
 	dvc repro
 
 ui: install  ## the MLflow UI over the project's store
-	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT)
+	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
 
 schedule: install  ## a Prefect server plus a deployment retraining on params.yaml's schedule.cron
 	python -m flows.schedule $(if $(CRON),--cron "$(CRON)")

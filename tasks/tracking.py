@@ -14,9 +14,13 @@ from pathlib import Path
 from tasks.config import Params
 
 
+def local_store(mlruns: Path) -> str:
+    return f"sqlite:///{mlruns.resolve()}/mlflow.db"
+
+
 def tracking_uri(mlruns: Path) -> str:
     """The tracking URI in force: the environment's, or the project's SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlruns.resolve()}/mlflow.db"
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_store(mlruns)
 
 
 def start_tracking(params: Params) -> str:
@@ -30,7 +34,7 @@ def start_tracking(params: Params) -> str:
     name = params.mlflow.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
-        local = "MLFLOW_TRACKING_URI" not in os.environ
+        local = uri == local_store(params.paths.mlruns)  # a server decides its own artifacts
         artifacts = (params.paths.mlruns / "artifacts").resolve().as_uri() if local else None
         experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
     else:
