@@ -290,7 +290,12 @@ def train_model(
     steps = int(np.ceil(len(train_split.y) / params.train.batch_size))
     with distribution_strategy().scope():
         network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
-    backup = [keras.callbacks.BackupAndRestore(str(backup_dir))] if backup_dir else []
+    # two generations, so a kill in the middle of writing one still leaves a readable backup
+    backup = (
+        [keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True)]
+        if backup_dir
+        else []
+    )
     history = fit_model(
         network,
         train_split,
@@ -388,6 +393,8 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
     devices = describe_devices() | {"precision": precision_policy(tuned.train)}
     backup = backup_dir_for(tuned, train_split)
     epoch_log = backup.with_suffix(".csv")
+    if not backup.exists():  # a fresh start: rows from an earlier attempt would mislead
+        epoch_log.unlink(missing_ok=True)
     backup.parent.mkdir(parents=True, exist_ok=True)
     with _training_run(read_json(tune_report).get("mlflow_run_id"), tags or {}) as active:
         mlflow.log_params({f"{k}": v for k, v in _flat_params(tuned).items()})
