@@ -36,6 +36,7 @@ class Paths(Section):
     model: Path = Path("models/model")
     reports: Path = Path("reports")
     mlruns: Path = Path("mlruns")
+    checkpoints: Path = Path("models/.checkpoints")
 
 
 class DatasetParams(Section):
@@ -112,6 +113,18 @@ class EarlyStopping(Section):
     restore_best_weights: bool = True
 
 
+class Augmentation(Section):
+    """Random image transforms applied to training batches only (0 turns one off)."""
+
+    rotation: float = Field(default=0.0, ge=0, le=1)  # fraction of a full turn, either way
+    translation: float = Field(default=0.0, ge=0, lt=1)  # fraction of height and width
+    zoom: float = Field(default=0.0, ge=0, lt=1)  # fraction in or out
+
+    @property
+    def active(self) -> bool:
+        return self.rotation > 0 or self.translation > 0 or self.zoom > 0
+
+
 class TrainParams(Section):
     optimizer: Literal["adam", "sgd", "rmsprop", "adagrad", "adadelta"] = "adam"
     learning_rate: float = Field(default=1e-3, gt=0)
@@ -121,6 +134,9 @@ class TrainParams(Section):
     epochs: int = Field(default=30, ge=1)
     early_stopping: EarlyStopping = EarlyStopping()
     seed: int = 42
+    augmentation: Augmentation = Augmentation()
+    deterministic: bool = False
+    mixed_precision: bool = False
 
 
 class TuneParams(Section):

@@ -4,11 +4,18 @@ Reads `paths.processed/{train,val}.npz`, `paths.preprocessor` and `reports/tune.
 writes `paths.model/` (the Keras model, `run.json` naming the MLflow run and logged model)
 and `reports/history.csv`. The MLflow run gets the params, per-epoch curves for training and
 validation, the device used, and the model bundle (preprocessor + network) that serves raw rows.
+
+While it trains, `paths.checkpoints/train-<key>/` holds a backup of the last finished epoch
+(and `train-<key>.csv` the epochs so far): a training that is killed and started again with
+the same params and data resumes there. Both are removed when the training succeeds.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.config import ModelParams, Params, TrainParams, load_params, with_overrides
+from tasks.config import (
+    Augmentation,
+    ModelParams,
+    Params,
+    TrainParams,
+    load_params,
+    with_overrides,
+)
 from tasks.datafiles import read_data, read_json, replace_dir, write_json
 from tasks.runtime import UserError, import_tensorflow, run_entry
 
@@ -85,6 +99,26 @@ def _body(model: ModelParams, input_shape: tuple[int, ...]) -> list[Any]:
     return body
 
 
+def augmentation_layers(augmentation: Augmentation, input_shape: tuple[int, ...]) -> list[Any]:
+    """Random rotation/translation/zoom layers: active in training, identity at inference."""
+    from keras import layers
+
+    if not augmentation.active:
+        return []
+    if len(input_shape) != 3:
+        raise UserError(f"train.augmentation needs images [h, w, c]; the data has {input_shape}")
+    fill = {"fill_mode": "constant", "fill_value": 0.0}
+    stack: list[Any] = []
+    if augmentation.rotation > 0:
+        stack.append(layers.RandomRotation(augmentation.rotation, **fill))
+    if augmentation.translation > 0:
+        shift = augmentation.translation
+        stack.append(layers.RandomTranslation(shift, shift, **fill))
+    if augmentation.zoom > 0:
+        stack.append(layers.RandomZoom(augmentation.zoom, **fill))
+    return stack
+
+
 def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Any:
     """The configured optimizer, with exponential learning-rate decay when asked."""
     import keras
@@ -118,6 +152,7 @@ def build_model(
     network = keras.Sequential(
         [
             keras.Input(input_shape),
+            *augmentation_layers(train.augmentation, input_shape),
             *_body(model, input_shape),
             keras.layers.Dense(head.units, activation=head.activation, dtype="float32"),
         ],
@@ -173,12 +208,43 @@ def fit_model(
     )
 
 
+@functools.cache
+def distribution_strategy() -> Any:
+    """MirroredStrategy over every visible GPU when there are several, else the default one."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def precision_policy(train: TrainParams) -> str:
+    """`mixed_float16` when asked for and a GPU is visible (where it pays off), else float32."""
+    tf = import_tensorflow()
+    if not train.mixed_precision:
+        return "float32"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    log.warning("train.mixed_precision: no GPU visible, training in float32")
+    return "float32"
+
+
+def seed_training(train: TrainParams) -> None:
+    """Seed Python, NumPy and TensorFlow; with train.deterministic also make TF ops deterministic.
+
+    Op determinism is process-wide and TensorFlow offers no public way back, so it stays on for
+    the rest of the process once a deterministic training ran.
+    """
+    import keras
+
+    keras.utils.set_random_seed(train.seed)
+    if train.deterministic:
+        import_tensorflow().config.experimental.enable_op_determinism()
+
+
 def describe_devices() -> dict[str, Any]:
     """The device, strategy and TensorFlow version training uses (logged on every run)."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    strategy = distribution_strategy()
     return {
         "device": "GPU" if gpus else "CPU",
         "gpus": len(gpus),
@@ -206,24 +272,67 @@ def train_model(
     val_split: Split,
     callbacks: list[Any] | None = None,
     verbose: int | str = 0,
+    *,
+    backup_dir: Path | None = None,
 ) -> tuple[Any, Any]:
-    """Build and fit the configured model; return (model, history)."""
+    """Build and fit the configured model on every visible GPU (or the CPU); return
+    (model, history).
+
+    With backup_dir, the state after each epoch is backed up there and a later call with the
+    same params resumes from it (history.epoch then starts at the resumed epoch); the backup is
+    deleted when fit ends.
+    """
     import keras
 
-    keras.utils.set_random_seed(params.train.seed)
+    seed_training(params.train)
+    keras.mixed_precision.set_global_policy(precision_policy(params.train))
     head = head_for(params.dataset.task, n_classes_of(params.dataset.task, train_split, val_split))
     steps = int(np.ceil(len(train_split.y) / params.train.batch_size))
-    network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
+    with distribution_strategy().scope():
+        network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
+    # two generations, so a kill in the middle of writing one still leaves a readable backup
+    backup = (
+        [keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True)]
+        if backup_dir
+        else []
+    )
     history = fit_model(
         network,
         train_split,
         val_split,
         params.train,
         epochs=params.train.epochs,
-        callbacks=callbacks,
+        callbacks=(callbacks or []) + backup,
         verbose=verbose,
     )
     return network, history
+
+
+def backup_dir_for(params: Params, train_split: Split) -> Path:
+    """Where this training backs up its epochs: keyed by its params and a sample of its data,
+    so a restart with other params or data starts afresh instead of loading a stale state."""
+    digest = hashlib.sha256()
+    for section in (params.dataset, params.model, params.train):
+        digest.update(section.model_dump_json().encode())
+    step = max(1, len(train_split.y) // 1000)
+    digest.update(str(train_split.x.shape).encode())
+    digest.update(np.ascontiguousarray(train_split.x[::step]).tobytes())
+    digest.update(np.ascontiguousarray(train_split.y).tobytes())
+    return params.paths.checkpoints / f"train-{digest.hexdigest()[:16]}"
+
+
+def _read_epoch_log(path: Path) -> pd.DataFrame:
+    """Per-epoch logs across restarts: an epoch logged twice (killed before its backup) keeps
+    its last row; epochs are numbered from 1."""
+    logged = pd.read_csv(path).drop_duplicates(subset="epoch", keep="last")
+    return logged.assign(epoch=logged["epoch"] + 1).reset_index(drop=True)
+
+
+def _remove_backup(backup: Path, epoch_log: Path) -> None:
+    shutil.rmtree(backup, ignore_errors=True)
+    epoch_log.unlink(missing_ok=True)
+    if backup.parent.is_dir() and not any(backup.parent.iterdir()):
+        backup.parent.rmdir()
 
 
 def best_params(params: Params, tune_report: Path) -> Params:
@@ -286,17 +395,32 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
     val_split = load_split(params.paths.processed, "val")
     preprocessor = load_preprocessor(params.paths.preprocessor)
     start_tracking(params)
-    devices = describe_devices()
+    devices = describe_devices() | {"precision": precision_policy(tuned.train)}
+    backup = backup_dir_for(tuned, train_split)
+    epoch_log = backup.with_suffix(".csv")
+    if not backup.exists():  # a fresh start: rows from an earlier attempt would mislead
+        epoch_log.unlink(missing_ok=True)
+    backup.parent.mkdir(parents=True, exist_ok=True)
     with _training_run(read_json(tune_report).get("mlflow_run_id"), tags or {}) as active:
         mlflow.log_params({f"{k}": v for k, v in _flat_params(tuned).items()})
         mlflow.set_tags(
             {f"train.{k}": str(v) for k, v in devices.items()} | {"retrain.trained": "true"}
         )
         verbose = 1 if sys.stdout.isatty() else 2  # a progress bar, or one line per epoch
+        import keras
+
+        # the epoch log comes before the backup, so a kill between them repeats an epoch's
+        # row (deduplicated on reading) rather than losing it
+        callbacks = [
+            mlflow.keras.MlflowCallback(),
+            keras.callbacks.CSVLogger(str(epoch_log), append=True),
+        ]
         network, history = train_model(
-            tuned, train_split, val_split, [mlflow.keras.MlflowCallback()], verbose
+            tuned, train_split, val_split, callbacks, verbose, backup_dir=backup
         )
-        curves = pd.DataFrame(history.history).assign(epoch=range(1, len(history.epoch) + 1))
+        curves = _read_epoch_log(epoch_log)
+        resumed_at = history.epoch[0] if history.epoch else 0
+        mlflow.set_tag("train.resumed_at_epoch", str(resumed_at))
         mlflow.log_figure(plot_curves(curves), "plots/curves.png")
         with replace_dir(params.paths.model) as staging:
             network.save(staging / "model.keras")
@@ -307,16 +431,19 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
             summary = {
                 "mlflow_run_id": active.info.run_id,
                 "model_uri": info.model_uri,
-                "epochs_run": len(history.epoch),
+                "epochs_run": len(curves),
+                "resumed_at_epoch": resumed_at,
                 **devices,
             }
             write_json(staging / "run.json", summary)
         (params.paths.reports).mkdir(parents=True, exist_ok=True)
         curves.to_csv(params.paths.reports / "history.csv", index=False)
+    _remove_backup(backup, epoch_log)
     log.info(
-        "train: %d epochs on %s, run %s",
-        len(history.epoch),
+        "train: %d epochs on %s (resumed at epoch %d), run %s",
+        len(curves),
         devices["device"],
+        resumed_at,
         summary["mlflow_run_id"],
     )
     return summary

@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pytest
+from keras.callbacks import Callback
 
-from tasks.config import ModelParams, TrainParams, parse_params
+from tasks.config import ModelParams, Params, TrainParams, parse_params, with_overrides
 from tasks.runtime import UserError
-from tasks.train import Split, build_model, build_optimizer, head_for, train_model
+from tasks.train import (
+    Split,
+    backup_dir_for,
+    build_model,
+    build_optimizer,
+    describe_devices,
+    head_for,
+    precision_policy,
+    train_model,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +87,131 @@ def test_training_learns_a_separable_problem_and_stops_early() -> None:
     network, history = train_model(params, Split(x[:300], y[:300]), Split(x[300:], y[300:]))
     assert max(history.history["val_accuracy"]) > 0.9
     assert len(history.epoch) < 60
+
+
+def _images(n: int = 48, seed: int = 0) -> Split:
+    rng = np.random.default_rng(seed)
+    return Split(rng.random((n, 8, 8, 1)).astype("float32"), rng.integers(0, 3, n))
+
+
+AUGMENT = {"rotation": 0.1, "translation": 0.2, "zoom": 0.2}
+SMALL_CNN = {"type": "cnn", "conv_filters": [4], "hidden_units": [8], "dropout": 0.0}
+
+
+def test_augmentation_changes_training_inputs_but_not_predictions() -> None:
+    network = build_model(
+        ModelParams(**SMALL_CNN),  # type: ignore[arg-type]
+        TrainParams(augmentation=AUGMENT),  # type: ignore[arg-type]
+        (8, 8, 1),
+        head_for("classification", 3),
+    )
+    augmenting = [layer for layer in network.layers if layer.name.startswith("random_")]
+    assert {type(layer).__name__ for layer in augmenting} == {
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomZoom",
+    }
+    images = _images().x
+    for layer in augmenting:
+        assert not np.allclose(np.asarray(layer(images, training=True)), images)
+        np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    # no dropout here: any training-mode randomness comes from the augmentation
+    assert not np.allclose(network(images, training=True), network(images, training=True))
+    first = network.predict(images, verbose=0)
+    np.testing.assert_array_equal(first, network.predict(images, verbose=0))
+    np.testing.assert_allclose(first, np.asarray(network(images, training=False)), rtol=1e-6)
+
+
+def test_augmentation_off_adds_no_layers_and_needs_images_when_on() -> None:
+    plain = build_model(
+        ModelParams(**SMALL_CNN),  # type: ignore[arg-type]
+        TrainParams(),
+        (8, 8, 1),
+        head_for("classification", 3),
+    )
+    assert not [layer for layer in plain.layers if layer.name.startswith("random_")]
+    with pytest.raises(UserError, match="augmentation needs images"):
+        build_model(
+            ModelParams(type="dense"),
+            TrainParams(augmentation={"zoom": 0.1}),  # type: ignore[arg-type]
+            (12,),
+            head_for("regression", 0),
+        )
+
+
+@pytest.fixture
+def op_determinism() -> Iterator[None]:
+    """Op determinism is process-wide: switch it off again for the tests that follow."""
+    yield
+    from tensorflow.python.framework import config  # no public way back
+
+    config.disable_op_determinism()
+
+
+def _small_training(seed: int, epochs: int = 3) -> Params:
+    return parse_params(
+        {
+            "model": SMALL_CNN,
+            "train": {
+                "epochs": epochs,
+                "batch_size": 8,
+                "seed": seed,
+                "deterministic": True,
+                "augmentation": AUGMENT,
+                "early_stopping": {"patience": epochs},
+            },
+        }
+    )
+
+
+def test_deterministic_training_repeats_exactly(op_determinism: None) -> None:
+    train_split, val_split = _images(48, 1), _images(16, 2)
+    runs = [train_model(_small_training(seed), train_split, val_split)[1] for seed in (7, 7, 8)]
+    assert runs[0].history == runs[1].history
+    assert runs[0].history != runs[2].history  # the comparison can tell trainings apart
+    from tensorflow.python.framework import config
+
+    assert config.is_op_determinism_enabled()
+
+
+def test_mixed_precision_only_where_a_gpu_is() -> None:
+    import tensorflow as tf
+
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert precision_policy(TrainParams()) == "float32"
+    expected = "mixed_float16" if on_gpu else "float32"
+    assert precision_policy(TrainParams(mixed_precision=True)) == expected
+    assert describe_devices()["replicas"] == max(1, len(tf.config.list_physical_devices("GPU")))
+
+
+class _StopAt(Callback):  # type: ignore[misc]
+    """Fails the training at the start of an epoch, like a crash mid-way."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+def test_an_interrupted_training_resumes_from_its_backup(tmp_path: Path) -> None:
+    params = _small_training(3, epochs=6)
+    train_split, val_split = _images(48, 1), _images(16, 2)
+    backup = tmp_path / "backup"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        train_model(params, train_split, val_split, [_StopAt(4)], backup_dir=backup)
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 4
+    _, history = train_model(params, train_split, val_split, backup_dir=backup)
+    assert history.epoch == [4, 5]
+    assert not backup.exists()
+
+
+def test_the_backup_is_keyed_by_params_and_data() -> None:
+    params, data = _small_training(3), _images(48, 1)
+    key = backup_dir_for(params, data)
+    assert key == backup_dir_for(params, _images(48, 1))
+    assert key.parent == params.paths.checkpoints
+    assert key != backup_dir_for(with_overrides(params, {"train.epochs": 4}), data)
+    assert key != backup_dir_for(params, _images(48, 5))
