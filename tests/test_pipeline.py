@@ -102,6 +102,7 @@ def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harnes
     assert int(client.get_model_version_by_alias("digits-test", "champion").version) == 1  # type: ignore[attr-defined]
     challenger = client.get_model_version_by_alias("digits-test", "challenger")  # type: ignore[attr-defined]
     assert int(challenger.version) == 2 and challenger.tags["promotion.promote"] == "False"
+    assert client.get_registered_model("digits-test").tags["champion.history"] == "1"  # type: ignore[attr-defined]
 
 
 def test_failed_validation_stops_before_training(project: Path, prefect_harness: None) -> None:
