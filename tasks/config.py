@@ -172,6 +172,10 @@ class MlflowParams(Section):
     experiment: str = "retrain"
 
 
+class PredictParams(Section):
+    id_column: str | None = None  # carried from the input to the predictions; else row numbers
+
+
 class ScheduleParams(Section):
     cron: str = "0 3 * * *"
     name: str = "nightly-retrain"
@@ -191,6 +195,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(default=RegisterParams(), alias="register")
     mlflow: MlflowParams = MlflowParams()
+    predict: PredictParams = PredictParams()
     schedule: ScheduleParams = ScheduleParams()
 
 

@@ -1,31 +1,48 @@
-"""evaluate: score the trained bundle on the raw test split.
+"""evaluate: score the trained bundle on the raw test split, with figures a team can read.
 
-Reads `paths.split/test`, `paths.model/` and `paths.preprocessor`; writes
-`reports/metrics.json` (DVC metrics), `reports/predictions.csv` and logs the same metrics,
-prefixed `test_`, to the training's MLflow run. The test rows go through the same
-preprocessor + network as served predictions, so the numbers are the served model's.
+Reads `paths.split/{train,val,test}`, `paths.model/`, `paths.preprocessor` and
+`reports/history.csv`; writes `reports/metrics.json` (DVC metrics), `reports/per_class.json`
+(DVC metrics: precision, recall, F1 and support per class), `reports/predictions.csv` and
+`reports/plots/` (the confusion matrix as `confusion.csv` for `dvc plots` and as a PNG, the
+training curves, and for images a 5x5 grid of test images and the most confidently wrong ones).
+The same metrics, prefixed `test_`, the figures, the Keras model in its native format and
+the three splits as MLflow datasets (digest = their DVC md5) go to the training's MLflow run.
+The test rows go through the same preprocessor + network as served predictions, so the
+numbers are the served model's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from tasks.config import DatasetParams, EvaluateParams, Params, load_params
-from tasks.datafiles import read_data, read_json, replace_file, write_json
+from tasks.datafiles import Arrays, read_data, read_json, replace_dir, replace_file, write_json
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.standardize import labels
 
 log = logging.getLogger(__name__)
 
+SPLIT_CONTEXTS = {"train": "train", "val": "validation", "test": "test"}
+AVERAGES = ("macro", "weighted")
+
 
 def score_predictions(
-    truth: np.ndarray, predicted: np.ndarray, task: str, rules: EvaluateParams
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    task: str,
+    rules: EvaluateParams,
+    positive_proba: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 (classification) or MSE, MAE, R² (regression)."""
+    """Classification: accuracy; precision, recall, F1 as `rules.average` and as macro and
+    weighted averages; ROC-AUC for two classes given the positive class's probability.
+    Regression: MSE, MAE, R²."""
     from sklearn import metrics
 
     if task == "regression":
@@ -34,15 +51,42 @@ def score_predictions(
             "mae": float(metrics.mean_absolute_error(truth, predicted)),
             "r2": float(metrics.r2_score(truth, predicted)),
         }
-    precision, recall, f1, _ = metrics.precision_recall_fscore_support(
-        truth, predicted, average=rules.average, zero_division=0
+    scores = {"accuracy": float(metrics.accuracy_score(truth, predicted))}
+    for suffix, average in [("", rules.average), *((f"_{a}", a) for a in AVERAGES)]:
+        precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+            truth, predicted, average=average, zero_division=0
+        )
+        scores |= {f"precision{suffix}": precision, f"recall{suffix}": recall, f"f1{suffix}": f1}
+    if positive_proba is not None and len(np.unique(truth)) == 2:
+        scores["roc_auc"] = metrics.roc_auc_score(truth, positive_proba)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def positive_proba(predictions: pd.DataFrame) -> np.ndarray | None:
+    """The second (positive) class's probability when the bundle predicted two classes."""
+    columns = [c for c in predictions.columns if c.startswith("proba_")]
+    return predictions[columns[1]].to_numpy() if len(columns) == 2 else None
+
+
+def score_frame(
+    truth: np.ndarray, predictions: pd.DataFrame, task: str, rules: EvaluateParams
+) -> dict[str, float]:
+    """Scores of a bundle's prediction table (`prediction`, `proba_<class>`) against truth."""
+    return score_predictions(
+        truth, predictions["prediction"].to_numpy(), task, rules, positive_proba(predictions)
     )
-    return {
-        "accuracy": float(metrics.accuracy_score(truth, predicted)),
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
-    }
+
+
+def per_class_report(truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support for each class (sklearn's classification_report)."""
+    from sklearn.metrics import classification_report
+
+    present = np.unique(np.concatenate([truth, predicted]))
+    names = [str(c) for c in present]
+    report = classification_report(
+        truth, predicted, labels=present, target_names=names, output_dict=True, zero_division=0
+    )
+    return {c: {k: float(v) for k, v in report[c].items()} for c in names}
 
 
 def evaluate_bundle(
@@ -53,19 +97,115 @@ def evaluate_bundle(
 
     predictions = predict_rows(network, preprocessor, test)
     truth = labels(test, dataset.label)
-    scores = score_predictions(truth, predictions["prediction"].to_numpy(), dataset.task, rules)
+    scores = score_frame(truth, predictions, dataset.task, rules)
     return scores, predictions.assign(truth=truth)
 
 
-def run(params: Params) -> dict[str, float]:
-    """Evaluate on the test split; write reports/metrics.json and log to the MLflow run."""
-    import_tensorflow()
-    import keras
+def build_figures(test: Any, predictions: pd.DataFrame, classes: list[Any]) -> dict[str, Any]:
+    """The confusion matrix, and for images the sample grid and the most confidently wrong."""
+    from tasks import figures
+
+    truth, predicted = predictions["truth"].to_numpy(), predictions["prediction"].to_numpy()
+    built = {"confusion.png": figures.plot_confusion(truth, predicted, classes)}
+    if isinstance(test, Arrays) and figures.is_image_batch(test.x):
+        confidence = predictions.filter(like="proba_").max(axis=1).to_numpy()
+        built["samples.png"] = figures.sample_grid(test.x, truth, predicted)
+        built["wrong.png"] = figures.wrong_grid(test.x, truth, predicted, confidence)
+    return built
+
+
+def _write_plots(folder: Path, built: dict[str, Any], predictions: pd.DataFrame) -> None:
+    for name, figure in built.items():
+        figure.savefig(folder / name, dpi=100)
+    if built:  # classification: the confusion matrix as data for `dvc plots`
+        predictions[["truth", "prediction"]].to_csv(folder / "confusion.csv", index=False)
+
+
+def _write_curves(history: Path, folder: Path) -> None:
+    """The training curves as a PNG beside the other plots (train logs the same to MLflow)."""
+    import matplotlib.pyplot as plt
+
+    from tasks.train import plot_curves
+
+    if history.is_file():
+        figure = plot_curves(pd.read_csv(history))
+        figure.savefig(folder / "curves.png", dpi=100)
+        plt.close(figure)
+
+
+def file_md5(path: Path) -> str:
+    """The file's md5, as DVC records it for each file of a tracked folder."""
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locked_md5(lock: Path, out: Path) -> str | None:
+    """The md5 that dvc.lock records for an output path, if any."""
+    if not lock.is_file():
+        return None
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    for stage in stages.values():
+        for entry in stage.get("outs", []):
+            if Path(entry["path"]) == out:
+                return str(entry.get("md5"))
+    return None
+
+
+def log_datasets(params: Params) -> None:
+    """Record the train/validation/test splits as the run's MLflow datasets, keyed by md5."""
+    import mlflow
+    from mlflow.data.numpy_dataset import from_numpy
+    from mlflow.data.pandas_dataset import from_pandas
+
+    folder_md5 = locked_md5(Path("dvc.lock"), params.paths.split) or "not in dvc.lock"
+    for split, context in SPLIT_CONTEXTS.items():
+        data = read_data(params.paths.split, split)
+        path = next(params.paths.split.glob(f"{split}.*"))
+        md5 = file_md5(path)
+        name = f"{params.ingest.name if params.ingest.source == 'sklearn' else path.stem}-{split}"
+        if isinstance(data, Arrays):
+            dataset: Any = from_numpy(
+                data.x, source=str(path), targets=data.y, name=name, digest=md5
+            )
+        else:
+            dataset = from_pandas(
+                data, source=str(path), targets=params.dataset.label, name=name, digest=md5
+            )
+        tags = {"dvc.path": str(path), "dvc.md5": md5, "dvc.split_md5": folder_md5}
+        mlflow.log_input(dataset, context=context, tags=tags)
+
+
+def _log_run(
+    params: Params, run_id: str, scores: dict[str, float], report: Any, built: dict[str, Any]
+) -> None:
+    import matplotlib.pyplot as plt
     import mlflow
 
-    from tasks.standardize import load_preprocessor
     from tasks.tracking import start_tracking
 
+    start_tracking(params)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
+        if report:
+            mlflow.log_dict(report, "evaluation/per_class.json")
+        for name, figure in built.items():
+            mlflow.log_figure(figure, f"plots/{name}")
+            plt.close(figure)
+        mlflow.log_artifact(str(params.paths.model / "model.keras"), "keras")
+        log_datasets(params)
+
+
+def run(params: Params) -> dict[str, float]:
+    """Evaluate on the test split; write the reports and plots, log them to the MLflow run."""
+    import_tensorflow()
+    import keras
+
+    from tasks.standardize import load_preprocessor
+
+    reports = params.paths.reports
     summary = read_json(params.paths.model / "run.json")
     network = keras.saving.load_model(params.paths.model / "model.keras")
     preprocessor = load_preprocessor(params.paths.preprocessor)
@@ -73,12 +213,20 @@ def run(params: Params) -> dict[str, float]:
     scores, predictions = evaluate_bundle(
         network, preprocessor, test, params.dataset, params.evaluate
     )
-    predictions.to_csv(params.paths.reports / "predictions.csv", index=False)
-    with replace_file(params.paths.reports / "metrics.json") as staging:
+    report: dict[str, Any] = {}
+    built: dict[str, Any] = {}
+    if preprocessor.classes is not None:
+        truth, predicted = predictions["truth"].to_numpy(), predictions["prediction"].to_numpy()
+        report = per_class_report(truth, predicted)
+        built = build_figures(test, predictions, list(preprocessor.classes))
+    with replace_dir(reports / "plots") as staging:
+        _write_plots(staging, built, predictions)
+        _write_curves(reports / "history.csv", staging)
+    predictions.to_csv(reports / "predictions.csv", index=False)
+    write_json(reports / "per_class.json", report)
+    with replace_file(reports / "metrics.json") as staging:
         write_json(staging, scores)
-    start_tracking(params)
-    with mlflow.start_run(run_id=summary["mlflow_run_id"]):
-        mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
+    _log_run(params, summary["mlflow_run_id"], scores, report, built)
     log.info("evaluate: %s", {k: round(v, 4) for k, v in scores.items()})
     return scores
 

@@ -66,7 +66,7 @@ def _champion_score(client: Any, params: Params) -> tuple[str | None, float | No
     from mlflow.exceptions import MlflowException
 
     from tasks.bundle import raw_features
-    from tasks.evaluate import score_predictions
+    from tasks.evaluate import score_frame
     from tasks.standardize import labels
 
     name = params.register_.model_name
@@ -76,9 +76,9 @@ def _champion_score(client: Any, params: Params) -> tuple[str | None, float | No
         return None, None
     test = read_data(params.paths.split, "test")
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    predicted = model.predict(raw_features(test, params.dataset.label))["prediction"].to_numpy()
-    scores = score_predictions(
-        labels(test, params.dataset.label), predicted, params.dataset.task, params.evaluate
+    predictions = model.predict(raw_features(test, params.dataset.label))
+    scores = score_frame(
+        labels(test, params.dataset.label), predictions, params.dataset.task, params.evaluate
     )
     return version.version, scores.get(params.register_.metric)
 
@@ -88,6 +88,7 @@ def run(params: Params) -> dict[str, Any]:
     import mlflow
     from mlflow import MlflowClient
 
+    from tasks.promote import champion_history, crown
     from tasks.tracking import start_tracking
 
     import_tensorflow()  # the champion's model loads TensorFlow
@@ -101,7 +102,7 @@ def run(params: Params) -> dict[str, Any]:
     version = mlflow.register_model(summary["model_uri"], name).version
     client.set_registered_model_alias(name, "challenger", version)
     if decision.promote:
-        client.set_registered_model_alias(name, "champion", version)
+        crown(client, name, version, [*champion_history(client, name), str(version)])
     for key, value in asdict(decision).items():
         client.set_model_version_tag(name, version, f"promotion.{key}", str(value))
     verdict = "Promoted to @champion" if decision.promote else "Not promoted"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,13 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
     assert summary["steps"] == dict.fromkeys(STEPS, "ran")
 
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert metrics["accuracy"] > 0.9 and set(metrics) == {"accuracy", "precision", "recall", "f1"}
+    assert metrics["accuracy"] > 0.9 and {"precision", "recall", "f1", "f1_weighted"} <= set(
+        metrics
+    )
+    per_class = json.loads((project / "reports/per_class.json").read_text())
+    assert set(per_class) == {str(c) for c in range(10)} and "f1-score" in per_class["3"]
+    plots = {p.name for p in (project / "reports/plots").iterdir()}
+    assert plots == {"confusion.csv", "confusion.png", "curves.png", "samples.png", "wrong.png"}
 
     client = _client()
     run = client.get_run(summary["mlflow_run_id"])  # type: ignore[attr-defined]
@@ -49,6 +56,16 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
     assert len(trials) == 2, "one nested run per grid point"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}  # type: ignore[attr-defined]
+    assert {"plots/confusion.png", "plots/samples.png", "plots/wrong.png"} <= artifacts
+    assert client.list_artifacts(run.info.run_id, "keras")[0].path == "keras/model.keras"  # type: ignore[attr-defined]
+    inputs = {
+        {t.key: t.value for t in i.tags}["mlflow.data.context"]: i.dataset
+        for i in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"train", "validation", "test"}
+    test_file = project / "data/split/test.npz"
+    assert inputs["test"].digest == hashlib.md5(test_file.read_bytes()).hexdigest()
 
     champion = client.get_model_version_by_alias("digits-test", "champion")  # type: ignore[attr-defined]
     assert int(champion.version) == 1 and champion.run_id == run.info.run_id
@@ -85,6 +102,7 @@ def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harnes
     assert int(client.get_model_version_by_alias("digits-test", "champion").version) == 1  # type: ignore[attr-defined]
     challenger = client.get_model_version_by_alias("digits-test", "challenger")  # type: ignore[attr-defined]
     assert int(challenger.version) == 2 and challenger.tags["promotion.promote"] == "False"
+    assert client.get_registered_model("digits-test").tags["champion.history"] == "1"  # type: ignore[attr-defined]
 
 
 def test_failed_validation_stops_before_training(project: Path, prefect_harness: None) -> None:
