@@ -287,7 +287,7 @@ def _found(result: dict[str, Any]) -> Any:
         return result["observed_value"]
     if result.get("partial_unexpected_list"):
         return f"e.g. {result['partial_unexpected_list'][:5]}"
-    if "unexpected_percent" in result:
+    if result.get("unexpected_percent") is not None:
         return f"{result['unexpected_percent']:.1f}% unexpected"
     return "missing"
 
