@@ -229,3 +229,39 @@ def test_no_suite_is_saved_from_data_that_fails_the_params_rules(tmp_path: Path)
     with pytest.raises(ValidationFailed, match="expect_table_row_count_to_be_between"):
         run(_params(tmp_path, min_rows=1000))
     assert not (tmp_path / "expectations").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("digits", "classification"),
+        ("breast_cancer", "classification"),
+        ("wine", "classification"),
+        ("diabetes", "regression"),
+    ],
+)
+def test_bundled_sets_pass_their_own_inferred_suite(name: str, task: str) -> None:
+    from tasks.ingest import load_sklearn
+
+    dataset = DatasetParams(label="target", task=task)  # type: ignore[arg-type]
+    data = load_sklearn(name, "target")
+    suite = infer_suite(data, dataset)
+    assert not _failed(validate_data(data, ValidateParams(), dataset, suite))
+    has_label_set = any(e["type"] == "expect_column_values_to_be_in_set" for e in suite)
+    assert has_label_set == (task == "classification")
+
+
+def test_sequences_get_a_shape_and_range_suite() -> None:
+    x = np.random.default_rng(0).normal(size=(40, 12, 3))
+    data = Arrays(x, np.arange(40) % 2)
+    suite = infer_suite(data, DATASET)
+    assert suite[0] == {
+        "type": "expect_sample_shape_to_be",
+        "kwargs": {"shape": [12, 3]},
+        "meta": {"origin": "inferred"},
+    }
+    assert not _failed(validate_data(data, ValidateParams(), DATASET, suite))
+    longer = Arrays(np.zeros((40, 20, 3)), np.arange(40) % 2)
+    assert "expect_sample_shape_to_be" in _failed(
+        validate_data(longer, ValidateParams(), DATASET, suite)
+    )
