@@ -178,9 +178,9 @@ def user_expectations(
     """The expectations written in params.yaml's `validate:` section."""
     wanted = rules.columns or columns
     suite = [_expect("expect_table_row_count_to_be_between", "params", min_value=rules.min_rows)]
-    suite += [
+    suite += [  # the data's own columns need no existence check: only the ones asked for
         _expect("expect_column_to_exist", "params", column=c)
-        for c in dict.fromkeys([*wanted, dataset.label])
+        for c in dict.fromkeys([*(rules.columns or []), dataset.label])
     ]
     suite += [
         _expect(
@@ -292,6 +292,12 @@ def _found(result: dict[str, Any]) -> Any:
     return "missing"
 
 
+def _key(config: Any) -> str:
+    """A GX expectation configuration's identity: its type and arguments."""
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
+
+
 def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -309,13 +315,27 @@ def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]
     batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
         batch_parameters={"dataframe": frame}
     )
-    domain = [
-        ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
-        for e in expectations
-    ]
-    suite = context.suites.add(gx.ExpectationSuite(name="data", expectations=domain))
+
+    def validate(name: str, chosen: list[Expectation], result_format: str) -> list[Any]:
+        domain = [
+            ExpectationConfiguration(
+                type=e["type"], kwargs={k: v for k, v in e["kwargs"].items() if k != "batch_id"}
+            ).to_domain_obj()
+            for e in chosen
+        ]
+        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=domain))
+        return list(batch.validate(suite, result_format=result_format).results)  # type: ignore[call-overload]
+
+    # pass/fail alone is about twice as fast; only failures are run again for their details
+    # (GX does not keep the suite's order, so results are matched by their configuration)
+    results = validate("data", expectations, "BOOLEAN_ONLY")
+    failed = [r.expectation_config for r in results if not r.success]
+    if failed:
+        chosen = [{"type": c.type, "kwargs": c.kwargs} for c in failed]
+        details = {_key(r.expectation_config): r for r in validate("failed", chosen, "BASIC")}
+        results = [details.get(_key(r.expectation_config), r) for r in results]
     checks = []
-    for result in batch.validate(suite).results:
+    for result in results:
         config = result.expectation_config
         assert config is not None  # GX fills it for every result of a suite
         kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "column")}
@@ -325,7 +345,7 @@ def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]
                 column=config.kwargs.get("column"),
                 success=bool(result.success),
                 expected=kwargs,
-                found=_found(result.result),
+                found=_found(result.result) if result.result else "as expected",
                 failing_rows=result.result.get("unexpected_count"),
             )
         )
@@ -365,7 +385,27 @@ def full_suite(
     data: Data, rules: ValidateParams, dataset: DatasetParams, suite: list[Expectation] | None
 ) -> list[Expectation]:
     columns, value_columns = _columns(data, dataset.label)
-    return [*(suite or []), *user_expectations(rules, dataset, columns, value_columns)]
+    return _merge_not_null(
+        [*(suite or []), *user_expectations(rules, dataset, columns, value_columns)]
+    )
+
+
+def _merge_not_null(expectations: list[Expectation]) -> list[Expectation]:
+    """One not-null expectation per column: the strictest `mostly` of the suite and params."""
+    position: dict[str, int] = {}
+    merged: list[Expectation] = []
+    for expectation in expectations:
+        kwargs = expectation["kwargs"]
+        if expectation["type"] != "expect_column_values_to_not_be_null":
+            merged.append(expectation)
+        elif kwargs["column"] not in position:
+            position[kwargs["column"]] = len(merged)
+            merged.append(expectation)
+        else:
+            kept = merged[position[kwargs["column"]]]
+            if kwargs.get("mostly", 1.0) > kept["kwargs"].get("mostly", 1.0):
+                merged[position[kwargs["column"]]] = expectation  # the stricter one
+    return merged
 
 
 def suite_name(params: Params) -> str:

@@ -30,7 +30,7 @@ def _fails(project: Path, step: str, *needles: str) -> str:
     return message
 
 
-def _people(rows: int = 60) -> pd.DataFrame:
+def _people(rows: int = 120) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     return pd.DataFrame(
         {

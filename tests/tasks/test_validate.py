@@ -13,6 +13,7 @@ from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
 from tasks.validate import (
     ValidationFailed,
+    full_suite,
     infer_suite,
     load_suite,
     run,
@@ -265,3 +266,16 @@ def test_sequences_get_a_shape_and_range_suite() -> None:
     assert "expect_sample_shape_to_be" in _failed(
         validate_data(longer, ValidateParams(), DATASET, suite)
     )
+
+
+def test_suite_and_params_null_rules_merge_to_the_strictest_without_touching_the_suite() -> None:
+    suite = infer_suite(_mixed(), DATASET)
+    saved = json.dumps(suite)
+    merged = full_suite(_mixed(), ValidateParams(max_null_fraction=0.1), DATASET, suite)
+    town = [
+        e
+        for e in merged
+        if e["type"] == "expect_column_values_to_not_be_null" and e["kwargs"]["column"] == "town"
+    ]
+    assert len(town) == 1 and town[0]["kwargs"]["mostly"] == 0.9
+    assert town[0]["meta"]["origin"] == "params" and json.dumps(suite) == saved
