@@ -110,11 +110,11 @@ def test_bad_params_and_bad_images_stop_with_one_line(table_project: Path) -> No
     _fails(project, "ingest", "t10k-images-idx3-ubyte.gz: not a complete gzip file")
     assert not (project / "data/raw").exists()
 
-    np.savez(project / "data/source/wrong.npz", x=np.zeros((20, 8, 8, 1)), y=np.arange(20) % 2)
+    np.savez(project / "data/source/wrong.npz", x=np.zeros((120, 8, 8, 1)), y=np.arange(120) % 2)
     update_params(project, {"ingest": {"source": "npz", "path": "data/source/wrong.npz"}})
     run_cli(["python", "-m", "tasks.ingest"], project)
     run_cli(["python", "-m", "tasks.validate"], project)  # infers expectations/wrong.json
-    np.savez(project / "data/source/wrong.npz", x=np.zeros((20, 9, 8, 1)), y=np.arange(20) % 2)
+    np.savez(project / "data/source/wrong.npz", x=np.zeros((120, 9, 8, 1)), y=np.arange(120) % 2)
     run_cli(["python", "-m", "tasks.ingest"], project)
     _fails(project, "validate", "expect_sample_shape_to_be", "[9, 8, 1]")
 
