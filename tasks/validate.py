@@ -298,6 +298,18 @@ def _key(config: Any) -> str:
     return json.dumps([config.type, kwargs], sort_keys=True, default=str)
 
 
+def _domain(configuration: Any, expectation: Expectation) -> Any:
+    """A GX expectation object; a misspelt type or argument is the user's error, in one line."""
+    kwargs = {k: v for k, v in expectation["kwargs"].items() if k != "batch_id"}
+    try:
+        return configuration(type=expectation["type"], kwargs=kwargs).to_domain_obj()
+    except Exception as error:  # GX raises its own errors and pydantic v1 ones
+        first = str(error).replace("\n", " ")[:200]
+        raise UserError(
+            f"expectation {expectation['type']} {kwargs} is not valid: {first}"
+        ) from None
+
+
 def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -317,12 +329,7 @@ def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]
     )
 
     def validate(name: str, chosen: list[Expectation], result_format: str) -> list[Any]:
-        domain = [
-            ExpectationConfiguration(
-                type=e["type"], kwargs={k: v for k, v in e["kwargs"].items() if k != "batch_id"}
-            ).to_domain_obj()
-            for e in chosen
-        ]
+        domain = [_domain(ExpectationConfiguration, e) for e in chosen]
         suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=domain))
         return list(batch.validate(suite, result_format=result_format).results)  # type: ignore[call-overload]
 
@@ -430,7 +437,18 @@ def load_suite(path: Path) -> list[Expectation]:
         raise UserError(f"{path}: not a valid suite file ({error!r})") from None
     if not isinstance(expectations, list) or not all(isinstance(e, dict) for e in expectations):
         raise UserError(f"{path}: 'expectations' must be a list of objects")
-    return [{"kwargs": {}, **e} for e in expectations]
+    entries = [{"kwargs": {}, "meta": {}, **e} for e in expectations]
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    for entry in entries:
+        if entry.get("type") not in LOCAL_CHECKS:
+            try:
+                _domain(ExpectationConfiguration, entry)
+            except UserError as error:
+                raise UserError(f"{path}: {error}") from None
+    return entries
 
 
 def save_suite(path: Path, name: str, expectations: list[Expectation]) -> None:

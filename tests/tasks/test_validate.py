@@ -279,3 +279,27 @@ def test_suite_and_params_null_rules_merge_to_the_strictest_without_touching_the
     ]
     assert len(town) == 1 and town[0]["kwargs"]["mostly"] == 0.9
     assert town[0]["meta"]["origin"] == "params" and json.dumps(suite) == saved
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "expect_nonsense", "kwargs": {"column": "age"}}, "expect_nonsense"),
+        (
+            {"type": "expect_column_values_to_be_between", "kwargs": {"colum": "age"}},
+            "expect_column_values_to_be_between",
+        ),
+    ],
+)
+def test_a_misspelt_expectation_in_the_suite_file_is_one_clear_error(
+    entry: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UserError, match=f"expectation {message} .* is not valid"):
+        validate_data(_mixed(), LENIENT, DATASET, [entry])
+
+
+def test_a_misspelt_expectation_names_the_suite_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text('{"name": "s", "expectations": [{"type": "expect_nonsense", "kwargs": {}}]}')
+    with pytest.raises(UserError, match=r"s.json: expectation expect_nonsense"):
+        load_suite(path)
