@@ -68,9 +68,10 @@ def summarize_arrays(data: Arrays, label: str) -> pd.DataFrame:
         finite = np.isfinite(flat).all(axis=1)
     else:
         finite = np.ones(len(flat), dtype=bool)
+    empty = flat.size == 0  # no samples, or samples without values
     with np.errstate(invalid="ignore"):
-        low = flat.min(axis=1, initial=np.inf) if len(flat) else np.zeros(0)
-        high = flat.max(axis=1, initial=-np.inf) if len(flat) else np.zeros(0)
+        low = np.zeros(len(flat)) if empty else flat.min(axis=1)
+        high = np.zeros(len(flat)) if empty else flat.max(axis=1)
     return pd.DataFrame(
         {
             label: data.y,

@@ -303,3 +303,9 @@ def test_a_misspelt_expectation_names_the_suite_file(tmp_path: Path) -> None:
     path.write_text('{"name": "s", "expectations": [{"type": "expect_nonsense", "kwargs": {}}]}')
     with pytest.raises(UserError, match=r"s.json: expectation expect_nonsense"):
         load_suite(path)
+
+
+def test_integer_images_are_summarized() -> None:
+    x = np.random.default_rng(0).integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    suite = infer_suite(Arrays(x, np.arange(30) % 3), DATASET)
+    assert {"column": "x_max", "max_value": float(x.max())} in [e["kwargs"] for e in suite]
