@@ -165,7 +165,8 @@ def test_mnist_runs_through_the_image_path(tmp_path: Path, monkeypatch: pytest.M
     ]
     test = np.load(project / "data/processed/test.npz")
     assert test["x"].shape[1:] == (28, 28, 1) and test["x"].dtype == np.float32
-    assert 0.0 <= test["x"].min() and test["x"].max() <= 1.5
+    train = np.load(project / "data/processed/train.npz")["x"]
+    assert train.min() == 0.0 and train.max() == pytest.approx(1.0), "minmax fitted on train"
     counts = json.loads((project / "data/split/manifest.json").read_text())
     assert (
         sum(v["rows"] for v in counts.values())
