@@ -1,49 +1,128 @@
-"""clean: drop duplicate rows and rows with missing values from `paths.raw` into `paths.clean`.
+"""clean: coerce, de-duplicate and drop or clip rows of `paths.raw` into `paths.clean`.
+
+For tables: numbers stored as text ("1,234", " 7 ", a blank) become numbers (a blank
+becomes missing; a column with text that is not a number stays categorical); rows without a
+label, rows with a missing value in a column whose strategy is `drop`, outliers whose action
+is `drop`, and duplicate rows are quarantined; outliers whose action is `clip` are clipped.
+For arrays: samples with NaN/infinity and duplicate samples are quarantined.
 
 Every dropped row goes to `paths.clean/quarantine.parquet` with its reason; the counts per
-reason go to `reports/clean.json`. Imputation that needs statistics (mean, median, most
-frequent) is not done here but in the preprocessor fitted on the training split only, so no
-statistic of validation or test rows leaks into training.
+reason (and the coerced and clipped columns) go to `reports/clean.json`. Imputation that
+needs statistics (mean, median, most frequent) is not done here but in the preprocessor
+fitted on the training split only (`tasks/standardize.py`), so no statistic of validation or
+test rows leaks into training. Outlier fences from `iqr`/`zscore` are computed here on all
+rows, before the split: a mild leakage accepted so that cleaning stays one step; a `range`
+rule has no statistics and none.
+
+The cleaned data is validated again with the expectations of `reports/validation/raw.json`
+(`reports/validation/clean.json`/`clean.html`); if it fails, nothing is written.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tasks.config import CleanParams, DatasetParams, Params, load_params
-from tasks.datafiles import Arrays, Data, read_data, replace_dir, write_data, write_json
+from tasks.config import CleanParams, DatasetParams, OutlierRule, Params, load_params
+from tasks.datafiles import Arrays, Data, read_data, read_json, replace_dir, write_data, write_json
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
+
+SAMPLE = 1000  # values tried before a whole text column is coerced
 
 
 @dataclass(frozen=True)
 class Cleaned:
     data: Data
     quarantine: pd.DataFrame  # the raw row number, the reason, and (for tables) the row
+    coerced: list[str] = field(default_factory=list)
+    clipped: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.quarantine["reason"].value_counts().items()}
 
 
-def _flag_table(frame: pd.DataFrame, rules: CleanParams, label: str) -> pd.Series:
+def _as_number(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip().str.replace(",", "", regex=False)
+    return pd.to_numeric(text.mask(text == ""), errors="coerce")
+
+
+def coerce_numbers(frame: pd.DataFrame, skip: str) -> tuple[pd.DataFrame, list[str]]:
+    """Turn text columns whose every non-blank value is a number into numbers."""
+    coerced = {}
+    for column in frame.columns:
+        series = frame[column]
+        if column == skip or pd.api.types.is_numeric_dtype(series):
+            continue
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        present = series.dropna()
+        head = present.iloc[:SAMPLE]
+        if _as_number(head).notna().sum() < (head.astype("string").str.strip() != "").sum():
+            continue
+        numbers = _as_number(present)
+        text = present.astype("string").str.strip()
+        if numbers.isna().sum() == (text == "").sum():
+            coerced[column] = _as_number(series).astype("float64")
+    return (frame.assign(**coerced) if coerced else frame), list(coerced)
+
+
+def outlier_bounds(values: pd.Series, rule: OutlierRule) -> tuple[float, float]:
+    """The (low, high) fences of one column under a rule; computed on the values given."""
+    if rule.method == "range":
+        low = -np.inf if rule.low is None else rule.low
+        return low, np.inf if rule.high is None else rule.high
+    if rule.method == "iqr":
+        q1, q3 = values.quantile(0.25), values.quantile(0.75)
+        return float(q1 - rule.k * (q3 - q1)), float(q3 + rule.k * (q3 - q1))
+    mean, std = float(values.mean()), float(values.std())
+    return mean - rule.threshold * std, mean + rule.threshold * std
+
+
+def _check_columns(frame: pd.DataFrame, rules: CleanParams, label: str) -> None:
+    for key, names in (
+        ("missing_by_column", rules.missing_by_column),
+        ("outliers", rules.outliers),
+    ):
+        unknown = [c for c in names if c not in frame.columns or c == label]
+        if unknown:
+            raise UserError(f"clean.{key} names column(s) not among the features: {unknown}")
+    for column in rules.outliers:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise UserError(f"clean.outliers.{column}: column {column!r} is not numeric")
+
+
+def _flag_table(
+    frame: pd.DataFrame, rules: CleanParams, label: str
+) -> tuple[pd.Series, dict[str, tuple[float, float]]]:
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
     reasons[frame[label].isna()] = "missing_label"
-    if rules.missing == "drop":
-        reasons[reasons.isna() & frame.drop(columns=label).isna().any(axis=1)] = "missing_value"
+    dropping = [c for c in frame.columns if c != label and rules.missing_for(c) == "drop"]
+    if dropping:
+        reasons[reasons.isna() & frame[dropping].isna().any(axis=1)] = "missing_value"
+    bounds = {}
+    for column, rule in rules.outliers.items():
+        values = frame.loc[reasons.isna(), column].dropna()
+        bounds[column] = outlier_bounds(values, rule)
+        if rule.action == "drop":
+            low, high = bounds[column]
+            outside = (frame[column] < low) | (frame[column] > high)
+            reasons[reasons.isna() & outside] = "outlier"
     if rules.drop_duplicates:
         reasons[reasons.isna() & frame.duplicated(keep="first")] = "duplicate"
-    return reasons
+    return reasons, bounds
 
 
 def _flag_arrays(data: Arrays, rules: CleanParams) -> pd.Series:
     flat = data.x.reshape(len(data), -1)
     reasons = pd.Series(pd.NA, index=range(len(data)), dtype="string")
-    reasons[~np.isfinite(flat.astype("float64")).all(axis=1)] = "missing_value"
+    if flat.dtype.kind == "f":
+        reasons[~np.isfinite(flat).all(axis=1)] = "missing_value"
     if rules.drop_duplicates:
         rows = pd.Series(
             [row.tobytes() + bytes(str(y), "utf8") for row, y in zip(flat, data.y, strict=True)]
@@ -52,27 +131,70 @@ def _flag_arrays(data: Arrays, rules: CleanParams) -> pd.Series:
     return reasons
 
 
+def _clean_table(frame: pd.DataFrame, rules: CleanParams, label: str) -> Cleaned:
+    frame, coerced = coerce_numbers(frame, label) if rules.coerce_numbers else (frame, [])
+    _check_columns(frame, rules, label)
+    numeric = frame.select_dtypes("number").columns.drop(label, errors="ignore")
+    infinite = {c: frame[c].isin([np.inf, -np.inf]) for c in numeric if frame[c].dtype.kind == "f"}
+    if any(mask.any() for mask in infinite.values()):  # infinity is a missing value, not a number
+        frame = frame.assign(**{c: frame[c].mask(m) for c, m in infinite.items() if m.any()})
+    reasons, bounds = _flag_table(frame, rules, label)
+    dropped = reasons.notna()
+    kept = frame[~dropped].reset_index(drop=True)
+    clipped = {}
+    for column, rule in rules.outliers.items():
+        if rule.action == "clip":
+            low, high = bounds[column]
+            clipped[column] = int(((kept[column] < low) | (kept[column] > high)).sum())
+            kept[column] = kept[column].clip(low, high)
+    quarantine = frame[dropped].assign(row=frame.index[dropped], reason=reasons[dropped])
+    return Cleaned(kept, quarantine, coerced, clipped)
+
+
 def clean_data(data: Data, rules: CleanParams, dataset: DatasetParams) -> Cleaned:
     """Split data into the rows kept and the rows quarantined, each with a reason."""
     if isinstance(data, Arrays):
+        if rules.missing_by_column or rules.outliers:
+            raise UserError("clean.missing_by_column and clean.outliers apply to tables only")
         reasons = _flag_arrays(data, rules)
         dropped = reasons.notna().to_numpy()
-        kept: Data = data.take(np.flatnonzero(~dropped))
+        kept = data.take(np.flatnonzero(~dropped))
         quarantine = pd.DataFrame({"row": np.flatnonzero(dropped), "reason": reasons[dropped]})
+        cleaned = Cleaned(kept, quarantine)
     else:
-        frame = data.reset_index(drop=True)
-        reasons = _flag_table(frame, rules, dataset.label)
-        dropped = reasons.notna()
-        kept = frame[~dropped].reset_index(drop=True)
-        quarantine = frame[dropped].assign(row=frame.index[dropped], reason=reasons[dropped])
-    if len(kept) == 0:
-        raise UserError(f"clean: every row was dropped ({reasons.value_counts().to_dict()})")
-    return Cleaned(kept, quarantine.reset_index(drop=True).astype({"reason": "string"}))
+        cleaned = _clean_table(data.reset_index(drop=True), rules, dataset.label)
+    if len(cleaned.data) == 0:
+        counts = cleaned.quarantine["reason"].value_counts().to_dict()
+        raise UserError(f"clean: every row was dropped ({counts})")
+    quarantine = cleaned.quarantine.reset_index(drop=True).astype({"reason": "string"})
+    return Cleaned(cleaned.data, quarantine, cleaned.coerced, cleaned.clipped)
+
+
+def recheck_expectations(raw_report: dict[str, Any], coerced: list[str]) -> list[dict[str, Any]]:
+    """The raw data's expectations that still apply after cleaning.
+
+    Inferred expectations on a column that cleaning coerced to numbers described its text.
+    """
+    return [
+        e
+        for e in raw_report.get("expectations", [])
+        if not (
+            e.get("meta", {}).get("origin") == "inferred" and e["kwargs"].get("column") in coerced
+        )
+    ]
 
 
 def run(params: Params) -> Cleaned:
-    """Clean `paths.raw` into `paths.clean` and write the counts to `reports/clean.json`."""
+    """Clean `paths.raw` into `paths.clean`, validate it again, write `reports/clean.json`."""
+    from tasks.validate import check_data, raise_on_failure, report_path, write_report
+
+    raw_report = read_json(report_path(params))
     cleaned = clean_data(read_data(params.paths.raw, "data"), params.clean, params.dataset)
+    expectations = recheck_expectations(raw_report, cleaned.coerced)
+    checks = check_data(cleaned.data, expectations, params.dataset.label)
+    source = params.paths.clean / "data"
+    write_report(report_path(params).parent, "clean", source, expectations, checks)
+    raise_on_failure(source, checks)
     with replace_dir(params.paths.clean) as staging:
         write_data(cleaned.data, staging, "data")
         cleaned.quarantine.to_parquet(staging / "quarantine.parquet", index=False)
@@ -82,6 +204,8 @@ def run(params: Params) -> Cleaned:
             "rows_kept": len(cleaned.data),
             "rows_dropped": len(cleaned.quarantine),
             "dropped_by_reason": cleaned.counts(),
+            "coerced_to_numbers": cleaned.coerced,
+            "clipped_by_column": cleaned.clipped,
         },
     )
     log.info("clean: kept %d rows, quarantined %s", len(cleaned.data), cleaned.counts() or "none")

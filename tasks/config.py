@@ -35,6 +35,7 @@ class Paths(Section):
     preprocessor: Path = Path("models/preprocessor.pkl")
     model: Path = Path("models/model")
     reports: Path = Path("reports")
+    expectations: Path = Path("expectations")
     mlruns: Path = Path("mlruns")
     checkpoints: Path = Path("models/.checkpoints")
 
@@ -49,6 +50,7 @@ class IngestParams(Section):
     name: str = "digits"
     path: Path | None = None
     max_rows: int | None = Field(default=None, gt=0)
+    drop_columns: list[str] = []
 
     @model_validator(mode="after")
     def _path_for_files(self) -> IngestParams:
@@ -64,12 +66,40 @@ class ValidateParams(Section):
     labels: list[int | str] | None = None
     value_range: tuple[float, float] | None = None
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    suite: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+Missing = Literal["drop", "mean", "median", "most_frequent", "constant"]
+
+
+class OutlierRule(Section):
+    """How one column's outliers are found (fixed range, IQR fences, z-score) and handled."""
+
+    method: Literal["range", "iqr", "zscore"]
+    low: float | None = None
+    high: float | None = None
+    k: float = Field(default=1.5, gt=0)
+    threshold: float = Field(default=3.0, gt=0)
+    action: Literal["drop", "clip"] = "drop"
+
+    @model_validator(mode="after")
+    def _range_has_bounds(self) -> OutlierRule:
+        if self.method == "range" and self.low is None and self.high is None:
+            raise ValueError("an outlier rule with method 'range' needs low and/or high")
+        return self
 
 
 class CleanParams(Section):
     drop_duplicates: bool = True
-    missing: Literal["drop", "mean", "median", "most_frequent", "constant"] = "drop"
+    missing: Missing = "drop"
+    missing_by_column: dict[str, Missing] = {}
     fill_value: float | str = 0
+    coerce_numbers: bool = True
+    outliers: dict[str, OutlierRule] = {}
+
+    def missing_for(self, column: str) -> str:
+        """The missing-value strategy of one column (its own, or the default)."""
+        return self.missing_by_column.get(column, self.missing)
 
 
 class SplitParams(Section):

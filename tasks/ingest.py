@@ -43,8 +43,8 @@ def load_sklearn(name: str, label: str) -> Data:
     return frame
 
 
-def load_table(path: Path, label: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file that has a label column."""
+def load_table(path: Path, label: str, drop_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file that has a label column; leave out `drop_columns`."""
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except FileNotFoundError:
@@ -57,7 +57,12 @@ def load_table(path: Path, label: str) -> pd.DataFrame:
         raise UserError(f"{path}: file has no rows")
     if label not in frame.columns:
         raise UserError(f"{path}: label column {label!r} missing (dataset.label in params.yaml)")
-    return frame
+    unknown = [c for c in drop_columns or [] if c not in frame.columns]
+    if unknown:
+        raise UserError(f"{path}: ingest.drop_columns names column(s) not in the file: {unknown}")
+    if label in (drop_columns or []):
+        raise UserError(f"{path}: ingest.drop_columns must not drop the label column {label!r}")
+    return frame.drop(columns=drop_columns or [])
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -112,13 +117,15 @@ def load_npz(path: Path) -> Arrays:
 
 def load_source(ingest: IngestParams, dataset: DatasetParams) -> Data:
     """Load the configured source into memory (no writing)."""
+    if ingest.drop_columns and ingest.source not in ("csv", "parquet"):
+        raise UserError(f"ingest.drop_columns applies to csv/parquet tables, not {ingest.source}")
     if ingest.source == "sklearn":
         data = load_sklearn(ingest.name, dataset.label)
     else:
         assert ingest.path is not None  # guaranteed by IngestParams
         loaders = {
-            "csv": lambda p: load_table(p, dataset.label),
-            "parquet": lambda p: load_table(p, dataset.label),
+            "csv": lambda p: load_table(p, dataset.label, ingest.drop_columns),
+            "parquet": lambda p: load_table(p, dataset.label, ingest.drop_columns),
             "idx": load_idx,
             "npz": load_npz,
         }

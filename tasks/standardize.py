@@ -58,34 +58,60 @@ class FlatScaler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return flat.reshape((len(x), *self.shape_)).astype("float32")
 
 
+def _imputer(strategy: str, fill_value: float | str) -> SimpleImputer:
+    return SimpleImputer(strategy=strategy, fill_value=fill_value, keep_empty_features=True)
+
+
+def _strategy(column: str, numeric: bool, clean: CleanParams) -> str:
+    """The imputation of one column; `drop` (rows already removed by clean) imputes as a
+    fallback for values first seen at serving time: mean for numbers, most frequent for text."""
+    strategy = clean.missing_for(column)
+    if numeric:
+        return "mean" if strategy == "drop" else strategy
+    if strategy in ("mean", "median"):
+        if column in clean.missing_by_column:
+            raise UserError(
+                f"clean.missing_by_column.{column}: {strategy} needs a numeric column, "
+                f"{column!r} is categorical"
+            )
+        return "most_frequent"
+    return "most_frequent" if strategy == "drop" else strategy
+
+
 def build_table_transformer(
     frame: pd.DataFrame, rules: StandardizeParams, clean: CleanParams
 ) -> ColumnTransformer:
-    """Impute, scale numbers and encode categories; unfitted."""
-    numeric = list(frame.select_dtypes("number").columns)
-    categorical = [c for c in frame.columns if c not in numeric]
-    strategy = "mean" if clean.missing == "drop" else clean.missing
-    imputer = SimpleImputer(
-        strategy=strategy, fill_value=clean.fill_value, keep_empty_features=True
-    )
-    encoder = (
-        OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        if rules.categorical == "onehot"
-        else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-    )
-    return ColumnTransformer(
-        [
-            ("numeric", make_pipeline(imputer, build_scaler(rules)), numeric),
-            (
-                "categorical",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent", keep_empty_features=True), encoder
-                ),
-                categorical,
-            ),
-        ],
-        sparse_threshold=0.0,
-    )
+    """Impute (per column, as `clean.missing`/`clean.missing_by_column` say), scale numbers
+    and encode categories; unfitted."""
+    numeric = set(frame.select_dtypes("number").columns)
+    groups: dict[tuple[bool, str], list[str]] = {}
+    for column in frame.columns:
+        key = (column in numeric, _strategy(column, column in numeric, clean))
+        groups.setdefault(key, []).append(column)
+    text_fill = clean.fill_value if isinstance(clean.fill_value, str) else "missing"
+    transformers = []
+    for (is_number, strategy), columns in groups.items():
+        if is_number and strategy == "constant" and isinstance(clean.fill_value, str):
+            raise UserError(
+                f"clean.fill_value {clean.fill_value!r} is text; numeric column(s) {columns} "
+                "need a number to fill"
+            )
+        if is_number:
+            steps = [_imputer(strategy, clean.fill_value), build_scaler(rules)]
+        else:
+            steps = [_imputer(strategy, text_fill), build_encoder(rules)]
+        name = "numeric" if is_number else "categorical"
+        if strategy != _strategy("\0default", is_number, clean):  # per-column strategies
+            name = f"{name}_{strategy}"
+        transformers.append((name, make_pipeline(*steps), columns))
+    return ColumnTransformer(transformers, sparse_threshold=0.0)
+
+
+def build_encoder(rules: StandardizeParams) -> Any:
+    """An unfitted encoder for `standardize.categorical`."""
+    if rules.categorical == "onehot":
+        return OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    return OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
 
 
 @dataclass

@@ -18,6 +18,7 @@ PROJECT_FILES = (
     "flows",
     "dvc.yaml",
     "params.yaml",
+    "expectations",
     ".dvc/config",
     ".dvc/.gitignore",
     ".dvcignore",

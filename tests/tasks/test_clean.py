@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clean import clean_data
-from tasks.config import CleanParams, DatasetParams
-from tasks.datafiles import Arrays
+from tasks import validate
+from tasks.clean import clean_data, run
+from tasks.config import CleanParams, DatasetParams, OutlierRule, parse_params
+from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
 
 DATASET = DatasetParams(label="y")
@@ -40,3 +44,100 @@ def test_a_frame_that_loses_every_row_is_an_error() -> None:
     frame = pd.DataFrame({"a": [np.nan, np.nan], "y": [0, 1]})
     with pytest.raises(UserError, match="every row was dropped"):
         clean_data(frame, CleanParams(), DATASET)
+
+
+def test_numbers_stored_as_text_are_coerced_and_real_text_is_left_alone() -> None:
+    frame = pd.DataFrame(
+        {
+            "fare": ["1,234", " 7 ", "", "3.5"],
+            "town": ["a", "1", "b", "c"],
+            "y": [0, 1, 0, 1],
+        }
+    )
+    cleaned = clean_data(frame, CleanParams(missing="median"), DATASET)
+    assert cleaned.coerced == ["fare"]
+    assert cleaned.data["fare"].tolist()[:2] == [1234.0, 7.0] and np.isnan(cleaned.data["fare"][2])
+    assert cleaned.data["town"].tolist() == ["a", "1", "b", "c"]
+
+
+def test_missing_strategy_per_column_drops_only_where_asked() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0], "b": [np.nan, 2.0, 3.0, 4.0], "y": [0] * 4})
+    rules = CleanParams(missing="median", missing_by_column={"a": "drop"})
+    cleaned = clean_data(frame, rules, DATASET)
+    assert cleaned.data["b"].isna().sum() == 1, "b is imputed later, in the preprocessor"
+    assert cleaned.quarantine["row"].tolist() == [1] and cleaned.counts() == {"missing_value": 1}
+
+
+def test_infinity_is_a_missing_value() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.inf, 3.0, -np.inf], "y": [0, 1, 0, 1]})
+    cleaned = clean_data(frame, CleanParams(), DATASET)
+    assert cleaned.data["a"].tolist() == [1.0, 3.0] and cleaned.counts() == {"missing_value": 2}
+
+
+@pytest.mark.parametrize(
+    ("rule", "kept", "clipped"),
+    [
+        (OutlierRule(method="range", low=0, high=10), [1, 2, 3, 4, 5, 6, 7, 8, 9], {}),
+        (OutlierRule(method="iqr", k=1.5), [1, 2, 3, 4, 5, 6, 7, 8, 9], {}),
+        (OutlierRule(method="zscore", threshold=2.0), [1, 2, 3, 4, 5, 6, 7, 8, 9], {}),
+        (OutlierRule(method="range", high=5, action="clip"), [1, 2, 3, 4, 5, 5, 5, 5, 5, 5], None),
+    ],
+)
+def test_outliers_are_dropped_or_clipped(
+    rule: OutlierRule, kept: list[float], clipped: dict[str, int] | None
+) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2, 3, 4, 5, 6, 7, 8, 9, 100], "y": [0, 1] * 5})
+    cleaned = clean_data(frame, CleanParams(outliers={"a": rule}), DATASET)
+    assert cleaned.data["a"].tolist() == kept
+    if rule.action == "drop":
+        assert cleaned.counts() == {"outlier": 1} and cleaned.quarantine["a"].tolist() == [100]
+    else:
+        assert cleaned.clipped == {"a": 5} and cleaned.quarantine.empty
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (CleanParams(missing_by_column={"nope": "median"}), r"clean.missing_by_column .*'nope'"),
+        (CleanParams(outliers={"y": OutlierRule(method="iqr")}), r"clean.outliers .*'y'"),
+        (CleanParams(outliers={"t": OutlierRule(method="iqr")}), "column 't' is not numeric"),
+    ],
+)
+def test_rules_naming_unknown_or_unsuitable_columns(rules: CleanParams, message: str) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "t": ["u", "v"], "y": [0, 1]})
+    with pytest.raises(UserError, match=message):
+        clean_data(frame, rules, DATASET)
+
+
+def test_cleaned_data_is_validated_again_and_nothing_is_written_when_it_fails(
+    tmp_path: Path,
+) -> None:
+    params = parse_params(
+        {
+            "paths": {
+                "raw": str(tmp_path / "raw"),
+                "clean": str(tmp_path / "clean"),
+                "reports": str(tmp_path / "reports"),
+                "expectations": str(tmp_path / "expectations"),
+            },
+            "dataset": {"label": "y"},
+            "ingest": {"source": "csv", "path": "people.csv"},
+            "validate": {"min_rows": 4, "min_rows_per_class": 3},
+        }
+    )
+    # class 1 has 3 rows, two of them identical: fine raw, too few once de-duplicated
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0, 5.0], "y": [0, 0, 0, 1, 1, 1]})
+    write_data(frame, tmp_path / "raw", "data")
+    validate.run(params)
+    with pytest.raises(validate.ValidationFailed, match="expect_rows_per_class_at_least") as error:
+        run(params)
+    assert str(tmp_path / "clean") in str(error.value)
+    assert not (tmp_path / "clean").exists() and not (tmp_path / "reports/clean.json").exists()
+    assert (tmp_path / "reports/validation/clean-failed.html").is_file()
+
+    write_data(pd.concat([frame, frame.iloc[[3]] + [10, 0]]), tmp_path / "raw", "data")
+    validate.run(params, infer=True)
+    run(params)
+    report = json.loads((tmp_path / "reports/clean.json").read_text())
+    assert report["dropped_by_reason"] == {"duplicate": 1} and report["rows_kept"] == 6
+    assert (tmp_path / "reports/validation/clean.html").is_file()

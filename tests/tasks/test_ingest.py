@@ -100,3 +100,24 @@ def test_npz_shapes_are_checked(tmp_path: Path) -> None:
     np.savez(bad, images=np.zeros((4, 5, 3)))
     with pytest.raises(UserError, match="missing array"):
         load_npz(bad)
+
+
+def test_drop_columns_leaves_out_ids_and_names_unknown_ones(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    pd.DataFrame({"id": [1, 2], "name": ["a", "b"], "x": [1.0, 2.0], "label": [0, 1]}).to_csv(
+        path, index=False
+    )
+    data = load_source(IngestParams(source="csv", path=path, drop_columns=["id", "name"]), LABEL)
+    assert isinstance(data, pd.DataFrame) and list(data.columns) == ["x", "label"]
+    with pytest.raises(UserError, match=r"people.csv: ingest.drop_columns .*\['nope'\]"):
+        load_source(IngestParams(source="csv", path=path, drop_columns=["nope"]), LABEL)
+    with pytest.raises(UserError, match="must not drop the label column"):
+        load_source(IngestParams(source="csv", path=path, drop_columns=["label"]), LABEL)
+
+
+def test_the_source_file_is_never_modified(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("id,x,label\n1,1.0,0\n1,1.0,0\n2,,1\n")
+    before = path.read_bytes()
+    load_source(IngestParams(source="csv", path=path, drop_columns=["id"]), LABEL)
+    assert path.read_bytes() == before

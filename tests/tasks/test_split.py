@@ -63,3 +63,25 @@ def test_manifest_counts_classes() -> None:
     result = manifest({"train": np.array([0, 1, 2]), "val": np.array([3])}, y, "classification")
     assert result["train"]["class_counts"] == {"0": 1, "1": 2}
     assert result["val"]["row_ids"] == [3]
+
+
+def test_same_seed_gives_byte_identical_parquet_and_manifest(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=500),
+            "b": rng.choice(["u", "v", None], 500),
+            "y": np.arange(500) % 3,
+        }
+    )
+    for attempt in ("a", "b"):
+        parts, index = split_data(frame, SplitParams(seed=7), DATASET)
+        for name, part in parts.items():
+            write_data(part, tmp_path / attempt, name)
+        (tmp_path / attempt / "manifest.json").write_text(
+            str(manifest(index, frame["y"].to_numpy(), "classification"))
+        )
+    for name in ("train.parquet", "val.parquet", "test.parquet", "manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    other, _ = split_data(frame, SplitParams(seed=8), DATASET)
+    assert not other["test"].equals(parts["test"])

@@ -92,3 +92,31 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
         fitted.append((scaler[-1].mean_.copy(), scaler[-1].scale_.copy(), scaler[0].statistics_))
     for first, second in zip(*fitted, strict=True):
         assert np.array_equal(first, second)
+
+
+def test_per_column_imputation_is_fitted_on_training_rows() -> None:
+    train = pd.DataFrame(
+        {
+            "age": [1.0, 2.0, 30.0, np.nan],
+            "fare": [1.0, 2.0, 30.0, np.nan],
+            "cabin": ["c1", None, "c1", "c2"],
+            "y": [0, 1, 0, 1],
+        }
+    )
+    clean = CleanParams(
+        missing="mean", missing_by_column={"age": "median", "cabin": "constant"}, fill_value=0
+    )
+    fitted = fit_preprocessor(train, StandardizeParams(scaler="none"), clean, DATASET)
+    names = dict(fitted.features.named_transformers_)
+    assert names["numeric_median"][0].statistics_.tolist() == [2.0]  # age
+    assert names["numeric"][0].statistics_.tolist() == [11.0]  # fare: mean
+    assert names["categorical_constant"][0].statistics_.tolist() == ["missing"]
+    row = fitted.transform(train.iloc[[3]].drop(columns="y"))[0]
+    assert row[:2].tolist() == [2.0, 11.0], "age imputed with its median, fare with its mean"
+
+
+def test_a_statistic_strategy_on_a_categorical_column_is_an_error() -> None:
+    frame = pd.DataFrame({"cabin": ["a", None], "y": [0, 1]})
+    clean = CleanParams(missing_by_column={"cabin": "median"})
+    with pytest.raises(UserError, match="clean.missing_by_column.cabin: median needs a numeric"):
+        fit_preprocessor(frame, StandardizeParams(), clean, DATASET)
