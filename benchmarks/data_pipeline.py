@@ -134,7 +134,9 @@ def measure(kind: str, source: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "data_pipeline.json")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "data_pipeline.json"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-data-") as folder:
         full = generate(args.rows)

@@ -81,28 +81,42 @@ def training_schema(model: Any) -> Schema:
     return Schema(schema.input_names(), None)
 
 
+# expectations about a training set as a whole, not about the rows to score
+TRAINING_ONLY = (
+    "expect_table_row_count_to_be_between",
+    "expect_at_least_two_classes",
+    "expect_rows_per_class_at_least",
+)
+
+
+def serving_expectations(expectations: list[Any], label: str) -> list[Any]:
+    """The training suite minus what concerns the label or the training set's size."""
+    kept = []
+    for expectation in expectations:
+        kwargs = expectation["kwargs"]
+        if expectation["type"] in TRAINING_ONLY or kwargs.get("column") == label:
+            continue
+        if "column_set" in kwargs:
+            columns = [c for c in kwargs["column_set"] if c != label]
+            kept.append({**expectation, "kwargs": {**kwargs, "column_set": columns}})
+        else:
+            kept.append(expectation)
+    return kept
+
+
 def check_input(data: Data, schema: Schema, params: Params, source: Path) -> None:
-    """The pipeline's expectations (schema, nulls, value ranges) minus those on the label."""
-    from tasks.validate import ValidationFailed, _run_suite, build_expectations, summarize_arrays
+    """The pipeline's suite (saved + params.yaml rules) minus what concerns the label."""
+    from tasks.validate import check_data, full_suite, load_suite, raise_on_failure, suite_path
 
     label = params.dataset.label
     _check_shape(data, schema, source)
-    if isinstance(data, Arrays):
-        frame, values = summarize_arrays(data, label), ["x_min", "x_max"]
-    else:
-        frame, values = data, [c for c in schema.columns or [] if c != label]
-    rules = params.validate_.model_copy(update={"columns": schema.columns, "min_rows": 1})
-    suite = build_expectations(frame, rules, params.dataset, values)
-    failed = [
-        c for c in _run_suite(frame, [e for e in suite if _column(e) != label]) if not c.success
-    ]
-    if failed:
-        lines = "\n".join(f"  {source}: {c.describe()}" for c in failed)
-        raise ValidationFailed(f"{len(failed)} expectation(s) failed on {source}:\n{lines}")
-
-
-def _column(expectation: Any) -> str | None:
-    return getattr(expectation, "column", None)
+    if isinstance(data, pd.DataFrame):
+        data = data.drop(columns=label, errors="ignore")
+    path = suite_path(params)
+    saved = load_suite(path) if path.is_file() else None
+    rules = params.validate_.model_copy(update={"columns": schema.columns})
+    suite = serving_expectations(full_suite(data, rules, params.dataset, saved), label)
+    raise_on_failure(source, check_data(data, suite, label))
 
 
 def _check_shape(data: Data, schema: Schema, source: Path) -> None:
