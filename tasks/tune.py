@@ -457,7 +457,8 @@ def tune_trials(
     if params.model.type == "sklearn_mlp":
         trials = search_sklearn(params, points, splits)
         for trial in trials:
-            trial_log.record(TrialResult(trial.point, {params.tune.metric: [trial.score]}), "")
+            curves = {params.tune.metric: [trial.score]} if trial.status == "ok" else {}
+            trial_log.record(TrialResult(trial.point, curves, trial.error), params.tune.metric)
             trial_log.finish(trial, pruned=False)
         return trials, sum(t.epochs for t in trials)
     import_tensorflow()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from tasks.tune import (
     search,
     search_sklearn,
 )
+from tasks.tune import run as tune_run
 
 
 def test_grid_points_cover_every_combination() -> None:
@@ -149,3 +151,49 @@ def test_sklearn_mlp_is_tuned_on_the_validation_split() -> None:
         search_sklearn(
             _dense({"grid": {"model.dropout": [0.1]}}), [{"model.dropout": 0.1}], _splits()
         )
+
+
+def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    for name, split in zip(("train", "val"), _splits(), strict=True):
+        np.savez(processed / f"{name}.npz", x=split.x, y=split.y)
+    grid = {"train.learning_rate": [0.05, 1e-9], "model.type": ["dense", "cnn"]}
+    params = parse_params(
+        {
+            "paths": {
+                "processed": str(processed),
+                "reports": str(tmp_path / "reports"),
+                "mlruns": str(tmp_path / "mlruns"),
+            },
+            "model": {"type": "dense", "hidden_units": [8]},
+            "train": {"batch_size": 16},
+            "tune": {"epochs": 4, "grid": grid, "pruning": "halving", "metric": "val_loss"},
+        }
+    )
+    report = tune_run(params)
+    assert report["best_params"] == {"train.learning_rate": 0.05, "model.type": "dense"}
+    assert [t["status"] for t in report["trials"]] == ["ok", "failed", "ok", "failed"]
+    assert [t["epochs"] for t in report["trials"]] == [4, 0, 2, 0]  # rungs at 1, 2, 4 epochs
+    assert report["epochs_trained"] == 6
+    assert (tmp_path / "reports" / "tune.csv").read_text().count("\n") == 5
+    nested = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{report['mlflow_run_id']}'"
+    ).set_index("params.model.type")
+    assert sorted(nested["status"]) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    winner = nested[nested["params.train.learning_rate"] == "0.05"].loc["dense", "run_id"]
+    curve = mlflow.MlflowClient().get_metric_history(winner, "val_loss")
+    assert [m.step for m in curve] == [0, 1, 2, 3]  # continued across rungs, one nested run
+    assert (
+        nested[nested["params.train.learning_rate"] == "1e-09"].loc["dense", "tags.tune.pruned"]
+        == "true"
+    )
+    parent = mlflow.get_run(report["mlflow_run_id"])
+    assert parent.data.metrics["tune_epochs_trained"] == 6
+    assert "tune.best_params" in parent.data.tags
