@@ -198,7 +198,7 @@ def worker_threads(tune: TuneParams) -> int | None:
     """TF threads per trial in a worker process: the cores shared out (None: in-process)."""
     if tune.runner in ("sequential", "threads") or tune.dask_address:
         return None
-    return max(1, (os.cpu_count() or 1) // tune.workers)
+    return max(1, len(os.sched_getaffinity(0)) // tune.workers)  # the cores this may use
 
 
 @contextmanager
