@@ -1,6 +1,6 @@
 """Benchmark the tune step on digits: parallel trials vs one by one, halving vs the full grid.
 
-    flock /tmp/heavy.lock python benchmarks/tune_grid.py [--epochs 8] [--workers 2]
+    flock /tmp/heavy.lock python benchmarks/tune_grid.py [--epochs 16] [--workers 2]
 
 Builds the processed digits arrays with the pipeline's own pure functions (ingest, clean,
 split, standardize), runs an 8-point CNN grid (the default model) in one process:
