@@ -42,7 +42,7 @@ def digits_splits() -> tuple[Any, Any]:
 
     params = load_params(ROOT / "params.yaml")
     data = load_sklearn("digits", params.dataset.label)
-    kept = clean_data(data, params.clean, params.dataset).kept
+    kept = clean_data(data, params.clean, params.dataset).data
     splits, _ = split_data(kept, params.split, params.dataset)
     pre = fit_preprocessor(splits["train"], params.standardize, params.clean, params.dataset)
     return tuple(Split(*transform_split(pre, splits[name])) for name in ("train", "val"))
