@@ -72,7 +72,11 @@ def warm_prefect() -> None:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     with ThreadPoolTaskRunner(max_workers=1) as runner:
-        runner.submit(task(name="warm-up")(os.getpid), parameters={}).result()
+        runner.submit(task(name="warm-up")(_pid), parameters={}).result()
+
+
+def _pid() -> int:
+    return os.getpid()
 
 
 def main() -> None:
