@@ -123,7 +123,7 @@ class StandardizeParams(Section):
 
 
 class ModelParams(Section):
-    type: Literal["dense", "cnn", "lstm"] = "cnn"
+    type: Literal["dense", "cnn", "lstm", "sklearn_mlp"] = "cnn"  # sklearn_mlp: tune only
     hidden_units: list[int] = [64]
     conv_filters: list[int] = [32, 64]
     kernel_size: int = Field(default=3, ge=1)
@@ -173,6 +173,11 @@ class TuneParams(Section):
     epochs: int = Field(default=10, ge=1)
     metric: str = "val_accuracy"
     grid: dict[str, list[Any]] = {}
+    runner: Literal["sequential", "threads", "processes", "dask"] = "sequential"
+    workers: int = Field(default=2, ge=1)
+    dask_address: str | None = None  # an existing Dask scheduler; a local cluster when unset
+    pruning: Literal["none", "halving"] = "none"
+    eta: int = Field(default=2, ge=2)  # halving keeps the best 1/eta of the trials per rung
 
     @model_validator(mode="after")
     def _grid_axes_known(self) -> TuneParams:

@@ -388,6 +388,8 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
     from tasks.standardize import load_preprocessor
     from tasks.tracking import start_tracking
 
+    if params.model.type == "sklearn_mlp":  # a baseline that tune scores; train fits Keras
+        raise UserError("model.type sklearn_mlp is tuned only; train needs dense, cnn or lstm")
     import_tensorflow()
     tune_report = params.paths.reports / "tune.json"
     tuned = best_params(params, tune_report)

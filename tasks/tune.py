@@ -4,6 +4,15 @@ the validation split (the test split is never read here).
 Writes `reports/tune.json` (the winning params, the score and the trial table) and
 `reports/tune.csv`. Each trial is a nested MLflow run under the pipeline's parent run, which
 also holds the trial table; `train` continues in that parent run.
+
+Trials run one by one or in parallel through a Prefect task runner (`tune.runner`: threads,
+processes, or a Dask cluster through prefect-dask). Workers only train and return their
+curves: every MLflow call is made by this process with an explicit `MlflowClient`, so a
+trial never depends on the fluent active-run stack (thread- and process-local) nor on a
+worker reaching the tracking store. `tune.pruning: halving` runs successive halving: every
+point gets a small epoch budget, the best 1/eta continue from their saved weights.
+`model.type: sklearn_mlp` tunes scikit-learn's MLP with GridSearchCV on a predefined
+train/validation split instead.
 """
 
 from __future__ import annotations
@@ -11,16 +20,23 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.config import Params, TuneParams, load_params, with_overrides
 from tasks.datafiles import write_json
-from tasks.runtime import import_tensorflow, run_entry
-from tasks.train import Split, load_split, train_model
+from tasks.runtime import UserError, import_tensorflow, run_entry
+from tasks.train import Split, fit_model, load_split, train_model
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +48,28 @@ class Trial:
     epochs: int
     status: str
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One unit of work for a worker: train `point` for `epochs` more epochs."""
+
+    params: Params
+    point: dict[str, Any]
+    epochs: int
+    train_split: Split
+    val_split: Split
+    weights: bytes | None = None  # a saved .keras model to continue from (halving)
+    keep_weights: bool = False
+    threads: int | None = None  # TF intra-op threads in a worker process
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    point: dict[str, Any]
+    history: dict[str, list[float]]
+    error: str | None = None
+    weights: bytes | None = None
 
 
 def grid_points(tune: TuneParams) -> list[dict[str, Any]]:
@@ -54,22 +92,70 @@ def score_history(history: dict[str, list[float]], metric: str) -> float:
     return float(min(values) if minimize(metric) else max(values))
 
 
-def run_trial(
-    params: Params,
-    point: dict[str, Any],
-    train_split: Split,
-    val_split: Split,
-    callbacks: list[Any] | None = None,
-) -> Trial:
-    """Train one grid point for tune.epochs and score it on the validation split."""
-    trial_params = with_overrides(params, {**point, "train.epochs": params.tune.epochs})
+def _limit_threads(threads: int | None) -> None:
+    """Keep parallel trials from fighting over the cores (only before TF starts its pools)."""
+    if threads is None:
+        return
+    tf = import_tensorflow()
     try:
-        _, history = train_model(trial_params, train_split, val_split, callbacks)
-        score = score_history(history.history, params.tune.metric)
-        return Trial(point, score, len(history.epoch), "ok")
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TF already initialised in this worker: keep its pools
+        pass
+
+
+def _to_bytes(network: Any) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "trial.keras"
+        network.save(path)
+        return path.read_bytes()
+
+
+def _from_bytes(weights: bytes) -> Any:
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "trial.keras"
+        path.write_bytes(weights)
+        return keras.models.load_model(path)
+
+
+def train_trial(job: TrialJob) -> TrialResult:
+    """Train one grid point (from scratch, or on from saved weights); never raises."""
+    try:
+        _limit_threads(job.threads)
+        trial_params = with_overrides(job.params, {**job.point, "train.epochs": job.epochs})
+        if job.weights is None:
+            network, history = train_model(trial_params, job.train_split, job.val_split)
+        else:
+            network = _from_bytes(job.weights)
+            history = fit_model(
+                network, job.train_split, job.val_split, trial_params.train, epochs=job.epochs
+            )
+        curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+        return TrialResult(
+            job.point, curves, None, _to_bytes(network) if job.keep_weights else None
+        )
     except Exception as error:  # one failed trial must not sink the search
-        log.warning("tune: trial %s failed: %s", point, error)
-        return Trial(point, math.nan, 0, "failed", f"{type(error).__name__}: {error}")
+        log.warning("tune: trial %s failed: %s", job.point, error)
+        return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")
+
+
+def to_trial(result: TrialResult, metric: str) -> Trial:
+    """Score a trial's (accumulated) curves on the validation metric."""
+    if result.error is not None:
+        return Trial(result.point, math.nan, 0, "failed", result.error)
+    try:
+        score = score_history(result.history, metric)
+    except KeyError as error:
+        return Trial(result.point, math.nan, 0, "failed", f"KeyError: {error}")
+    return Trial(result.point, score, len(next(iter(result.history.values()), [])), "ok")
+
+
+def run_trial(params: Params, point: dict[str, Any], train_split: Split, val_split: Split) -> Trial:
+    """Train one grid point for tune.epochs and score it on the validation split."""
+    job = TrialJob(params, point, params.tune.epochs, train_split, val_split)
+    return to_trial(train_trial(job), params.tune.metric)
 
 
 def pick_best(trials: Iterable[Trial], metric: str) -> Trial:
@@ -81,67 +167,381 @@ def pick_best(trials: Iterable[Trial], metric: str) -> Trial:
     return min(scored, key=lambda t: sign * t.score)
 
 
-def _tracked_trial(
-    params: Params, point: dict[str, Any], train_split: Split, val_split: Split
-) -> Trial:
-    import mlflow
+# --- runners: map a list of jobs to their results, in order ---------------------------------
 
-    with mlflow.start_run(run_name=f"trial {point}", nested=True):
-        mlflow.log_params({**point, "tune.epochs": params.tune.epochs})
-        trial = run_trial(params, point, train_split, val_split, [mlflow.keras.MlflowCallback()])
-        mlflow.log_metrics({"score": trial.score}) if trial.status == "ok" else mlflow.set_tag(
-            "error", trial.error or ""
+TrialMap = Callable[[list[TrialJob]], list[TrialResult]]
+
+
+def run_sequentially(jobs: list[TrialJob]) -> list[TrialResult]:
+    return [train_trial(job) for job in jobs]
+
+
+def _task_runner(tune: TuneParams) -> Any:
+    """The Prefect task runner `tune.runner` names."""
+    if tune.runner == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=tune.workers)
+    if tune.runner == "processes":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=tune.workers)
+    from prefect_dask import DaskTaskRunner
+
+    if tune.dask_address:
+        return DaskTaskRunner(address=tune.dask_address)
+    local = {"n_workers": tune.workers, "threads_per_worker": 1, "processes": True}
+    return DaskTaskRunner(cluster_kwargs={**local, "dashboard_address": None})
+
+
+def worker_threads(tune: TuneParams) -> int | None:
+    """TF threads per trial in a worker process: the cores shared out (None: in-process)."""
+    if tune.runner in ("sequential", "threads") or tune.dask_address:
+        return None
+    return max(1, len(os.sched_getaffinity(0)) // tune.workers)  # the cores this may use
+
+
+@contextmanager
+def open_runner(tune: TuneParams) -> Iterator[TrialMap]:
+    """A TrialMap for `tune.runner`, kept open across halving rungs (workers start once)."""
+    if tune.runner == "sequential":
+        yield run_sequentially
+        return
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(train_trial)
+    with _task_runner(tune) as runner:
+
+        def run_parallel(jobs: list[TrialJob]) -> list[TrialResult]:
+            futures = [runner.submit(trial_task, parameters={"job": job}) for job in jobs]
+            return [future.result() for future in futures]
+
+        yield run_parallel
+
+
+# --- search: the full grid, or successive halving ------------------------------------------
+
+
+@dataclass
+class TrialLog:
+    """Each grid point's accumulated curves and, with a client, its nested MLflow run."""
+
+    client: Any = None
+    experiment_id: str = ""
+    parent_id: str = ""
+    run_ids: dict[str, str] = field(default_factory=dict)
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def start(self, point: dict[str, Any], extra: dict[str, Any]) -> None:
+        if self.client is None:
+            return
+        from mlflow.entities import Param
+
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial {point}",
+            tags={"mlflow.parentRunId": self.parent_id},
         )
-    return trial
+        self.run_ids[str(point)] = run.info.run_id
+        values = {**point, **extra}
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in values.items()])
+
+    def record(self, result: TrialResult, metric: str) -> Trial:
+        """Add this rung's epochs to the point's curves (and nested run); score the point."""
+        key = str(result.point)
+        before = self.curves.get(key, {})
+        done = len(next(iter(before.values()), []))
+        merged = {k: before.get(k, []) + v for k, v in result.history.items()}
+        self.curves[key] = merged
+        trial = to_trial(TrialResult(result.point, merged, result.error), metric)
+        if self.client is not None:
+            self._log_curves(key, result.history, done, trial)
+        return trial
+
+    def _log_curves(
+        self, key: str, history: dict[str, list[float]], done: int, trial: Trial
+    ) -> None:
+        from mlflow.entities import Metric
+
+        rows = [
+            Metric(name, value, 0, done + step)
+            for name, values in history.items()
+            for step, value in enumerate(values)
+        ]
+        if trial.status == "ok":
+            rows.append(Metric("score", trial.score, 0, trial.epochs))
+        self.client.log_batch(self.run_ids[key], metrics=rows)
+
+    def finish(self, trial: Trial, pruned: bool) -> None:
+        if self.client is None:
+            return
+        run_id = self.run_ids[str(trial.point)]
+        tags = {"tune.pruned": str(pruned).lower(), "tune.epochs_trained": str(trial.epochs)}
+        for name, value in {**tags, **({"error": trial.error} if trial.error else {})}.items():
+            self.client.set_tag(run_id, name, value)
+        self.client.set_terminated(run_id, "FINISHED" if trial.status == "ok" else "FAILED")
 
 
-TrialRunner = Callable[[Params, list[dict[str, Any]], Split, Split], list[Trial]]
+def halving_rungs(n_points: int, max_epochs: int, eta: int) -> list[tuple[int, int]]:
+    """(points trained, cumulative epochs) per rung; the last rung trains to max_epochs."""
+    rungs = min(int(math.log(n_points, eta) + 1e-9), int(math.log(max_epochs, eta) + 1e-9))
+    return [
+        (max(1, n_points // eta**i), max(1, max_epochs // eta ** (rungs - i)))
+        for i in range(rungs + 1)
+    ]
 
 
-def run_sequentially(
-    params: Params, points: list[dict[str, Any]], train_split: Split, val_split: Split
+def search(
+    params: Params,
+    points: list[dict[str, Any]],
+    splits: tuple[Split, Split],
+    run: TrialMap = run_sequentially,
+    trial_log: TrialLog | None = None,
+) -> tuple[list[Trial], int]:
+    """Run the grid (or successive halving over it); return (trials, epochs trained in all).
+
+    Halving's survivors continue from their saved weights, so a point that reaches the last
+    rung has trained tune.epochs in all, like a point of the full grid.
+    """
+    tune, trial_log = params.tune, trial_log or TrialLog()
+    full = [(len(points), tune.epochs)]
+    rungs = halving_rungs(len(points), tune.epochs, tune.eta) if tune.pruning == "halving" else full
+    latest: dict[str, Trial] = {}
+    weights: dict[str, bytes | None] = {str(p): None for p in points}
+    alive, done, trained = list(points), 0, 0
+    for index, (_, epochs) in enumerate(rungs):
+        last = index == len(rungs) - 1
+        jobs = [
+            TrialJob(
+                params, p, epochs - done, *splits, weights[str(p)], not last, worker_threads(tune)
+            )
+            for p in alive
+        ]
+        for result in run(jobs):
+            weights[str(result.point)] = result.weights
+            latest[str(result.point)] = trial = trial_log.record(result, tune.metric)
+            trained += max(trial.epochs - done, 0)
+        ranked = sorted(_ok(latest, alive), key=_rank(tune.metric))
+        keep = ranked if last else ranked[: rungs[index + 1][0]]
+        for trial in (latest[str(p)] for p in alive):
+            if last or trial not in keep:
+                trial_log.finish(trial, pruned=not last and trial.status == "ok")
+        alive, done = [t.point for t in keep], epochs
+        log.info(
+            "tune: rung %d/%d at %d epochs, %d go on", index + 1, len(rungs), epochs, len(alive)
+        )
+    return [latest[str(p)] for p in points], trained
+
+
+def _ok(latest: dict[str, Trial], alive: list[dict[str, Any]]) -> list[Trial]:
+    return [latest[str(p)] for p in alive if latest[str(p)].status == "ok"]
+
+
+def _rank(metric: str) -> Callable[[Trial], float]:
+    sign = 1 if minimize(metric) else -1
+    return lambda t: sign * t.score
+
+
+# --- scikit-learn baseline: GridSearchCV on the predefined train/validation split ----------
+
+SKLEARN_AXES = {
+    "model.hidden_units": "hidden_layer_sizes",
+    "model.activation": "activation",
+    "model.l2": "alpha",
+    "train.learning_rate": "learning_rate_init",
+    "train.batch_size": "batch_size",
+    "train.optimizer": "solver",
+    "train.momentum": "momentum",
+    "train.seed": "random_state",
+}
+SKLEARN_ACTIVATIONS = {"sigmoid": "logistic"}
+
+
+def _sklearn_value(axis: str, value: Any) -> Any:
+    if axis == "model.hidden_units":
+        return tuple(value)
+    return SKLEARN_ACTIVATIONS.get(value, value) if axis == "model.activation" else value
+
+
+def _sklearn_point(point: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(point) - set(SKLEARN_AXES))
+    if unknown:
+        raise UserError(
+            f"tune.grid axes {unknown} have no sklearn_mlp counterpart; use {sorted(SKLEARN_AXES)}"
+        )
+    return {SKLEARN_AXES[axis]: _sklearn_value(axis, value) for axis, value in point.items()}
+
+
+def sklearn_scoring(metric: str, task: str) -> str:
+    """The scikit-learn scorer for a Keras-style `val_*` metric (higher is better)."""
+    name = metric.removeprefix("val_")
+    scorers = {
+        "accuracy": "accuracy",
+        "loss": "neg_log_loss" if task == "classification" else "neg_mean_squared_error",
+        "mae": "neg_mean_absolute_error",
+        "mse": "neg_mean_squared_error",
+    }
+    if name not in scorers:
+        raise UserError(f"tune.metric {metric!r} has no scikit-learn scorer; use {sorted(scorers)}")
+    return scorers[name]
+
+
+def sklearn_estimator(params: Params) -> Any:
+    """An unfitted MLPClassifier/MLPRegressor with the configured base values."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    model = MLPRegressor if params.dataset.task == "regression" else MLPClassifier
+    base = {
+        axis: _sklearn_value(axis, getattr(getattr(params, axis.split(".")[0]), axis.split(".")[1]))
+        for axis in SKLEARN_AXES
+    }
+    return model(
+        **{SKLEARN_AXES[axis]: value for axis, value in base.items()}, max_iter=params.tune.epochs
+    )
+
+
+def search_sklearn(
+    params: Params, points: list[dict[str, Any]], splits: tuple[Split, Split]
 ) -> list[Trial]:
-    return [_tracked_trial(params, p, train_split, val_split) for p in points]
+    """GridSearchCV over the points with one fold: fit on train, score on validation."""
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    train_split, val_split = splits
+    x = np.concatenate([s.x.reshape(len(s.x), -1) for s in splits])
+    y = np.concatenate([train_split.y, val_split.y])
+    fold = np.r_[np.full(len(train_split.y), -1), np.zeros(len(val_split.y))]
+    grid = [{k: [v] for k, v in _sklearn_point(p).items()} for p in points]
+    tune = params.tune
+    search_cv = GridSearchCV(
+        sklearn_estimator(params),
+        grid,
+        scoring=sklearn_scoring(tune.metric, params.dataset.task),
+        cv=PredefinedSplit(fold),
+        n_jobs=None if tune.runner == "sequential" else tune.workers,
+        error_score=np.nan,
+        refit=False,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("always", FitFailedWarning)
+        search_cv.fit(x, y)
+    failures = [str(w.message).strip().splitlines()[-1] for w in caught if _failed(w)]
+    error = f"fit failed: {failures[-1] if failures else 'see the log'}"
+    sign = -1 if minimize(tune.metric) else 1
+    return [
+        Trial(p, sign * float(score), tune.epochs, "ok")
+        if np.isfinite(score)
+        else Trial(p, math.nan, 0, "failed", error)
+        for p, score in zip(points, search_cv.cv_results_["mean_test_score"], strict=True)
+    ]
+
+
+def _failed(caught: warnings.WarningMessage) -> bool:
+    from sklearn.exceptions import FitFailedWarning
+
+    return issubclass(caught.category, FitFailedWarning)
+
+
+# --- the file adapter -----------------------------------------------------------------------
+
+
+def tune_trials(
+    params: Params, splits: tuple[Split, Split], trial_log: TrialLog, runner: TrialMap | None
+) -> tuple[list[Trial], int]:
+    """The trials of the grid, by the configured model type, runner and pruning."""
+    points = grid_points(params.tune)
+    for point in points:
+        trial_log.start(point, {"tune.epochs": params.tune.epochs})
+    if params.model.type == "sklearn_mlp":
+        trials = search_sklearn(params, points, splits)
+        for trial in trials:
+            curves = {params.tune.metric: [trial.score]} if trial.status == "ok" else {}
+            trial_log.record(TrialResult(trial.point, curves, trial.error), params.tune.metric)
+            trial_log.finish(trial, pruned=False)
+        return trials, sum(t.epochs for t in trials)
+    import_tensorflow()
+    if runner is not None:
+        return search(params, points, splits, runner, trial_log)
+    with open_runner(params.tune) as run_map:
+        return search(params, points, splits, run_map, trial_log)
 
 
 def run(
-    params: Params, tags: dict[str, str] | None = None, runner: TrialRunner = run_sequentially
+    params: Params, tags: dict[str, str] | None = None, runner: TrialMap | None = None
 ) -> dict[str, Any]:
-    """Run the grid inside a new pipeline MLflow run; write reports/tune.{json,csv}."""
+    """Run the grid inside a new pipeline MLflow run; write reports/tune.{json,csv}.
+
+    runner maps trial jobs to results; by default the one `tune.runner` names.
+    """
     import mlflow
 
-    from tasks.tracking import start_tracking
+    from tasks.tracking import start_tracking, tracking_uri
 
-    import_tensorflow()
-    train_split = load_split(params.paths.processed, "train")
-    val_split = load_split(params.paths.processed, "val")
-    start_tracking(params)
-    points = grid_points(params.tune)
+    splits = (
+        load_split(params.paths.processed, "train"),
+        load_split(params.paths.processed, "val"),
+    )
+    experiment_id = start_tracking(params)
+    client = mlflow.MlflowClient(tracking_uri(params.paths.mlruns))
+    started = time.perf_counter()
     with mlflow.start_run(run_name="pipeline", tags=tags) as parent:
-        trials = runner(params, points, train_split, val_split) if params.tune.grid else []
-        best = pick_best(trials, params.tune.metric) if trials else None
-        table = pd.DataFrame([{**t.point, **asdict(t)} for t in trials])
-        report = {
-            "mlflow_run_id": parent.info.run_id,
-            "metric": params.tune.metric,
-            "best_params": best.point if best else {},
-            "best_score": best.score if best else None,
-            "trials": [asdict(t) for t in trials],
-        }
-        if trials:
-            mlflow.log_table(table.drop(columns="point").astype(str), "tune/trials.json")
-            mlflow.log_metric(f"tune_best_{params.tune.metric}", report["best_score"])
-            mlflow.set_tag("tune.best_params", str(report["best_params"]))
+        trial_log = TrialLog(client, experiment_id, parent.info.run_id)
+        trials, trained = (
+            tune_trials(params, splits, trial_log, runner) if params.tune.grid else ([], 0)
+        )
+        report = _report(params, parent.info.run_id, trials, trained, time.perf_counter() - started)
+        _log_parent(params.tune, report)
     write_json(params.paths.reports / "tune.json", report)
-    table.to_csv(params.paths.reports / "tune.csv", index=False)
+    pd.DataFrame(report["trials"]).to_csv(params.paths.reports / "tune.csv", index=False)
     log.info(
-        "tune: %d trials, best %s = %s with %s",
+        "tune: %d trials (%d epochs in %.1f s), best %s = %s with %s",
         len(trials),
+        trained,
+        report["seconds"],
         params.tune.metric,
         report["best_score"],
         report["best_params"],
     )
     return report
+
+
+def _report(
+    params: Params, run_id: str, trials: list[Trial], trained: int, seconds: float
+) -> dict[str, Any]:
+    best = pick_best(trials, params.tune.metric) if trials else None
+    tune = params.tune
+    return {
+        "mlflow_run_id": run_id,
+        "metric": tune.metric,
+        "best_params": best.point if best else {},
+        "best_score": best.score if best else None,
+        "runner": tune.runner,
+        "pruning": tune.pruning,
+        "epochs_trained": trained,
+        "seconds": round(seconds, 2),
+        "trials": [{**t.point, **asdict(t)} for t in trials],
+    }
+
+
+def _log_parent(tune: TuneParams, report: dict[str, Any]) -> None:
+    """The trial table, the winner and the search's cost on the pipeline run."""
+    import mlflow
+
+    mlflow.set_tags({"tune.runner": tune.runner, "tune.pruning": tune.pruning})
+    if not report["trials"]:
+        return
+    table = pd.DataFrame(report["trials"]).drop(columns="point").astype(str)
+    mlflow.log_table(table, "tune/trials.json")
+    mlflow.log_metrics(
+        {
+            f"tune_best_{tune.metric}": report["best_score"],
+            "tune_epochs_trained": report["epochs_trained"],
+            "tune_seconds": report["seconds"],
+        }
+    )
+    mlflow.set_tag("tune.best_params", str(report["best_params"]))
 
 
 def main() -> None:

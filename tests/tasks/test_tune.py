@@ -1,13 +1,28 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tasks.config import TuneParams, parse_params
+from tasks.config import Params, TuneParams, parse_params
+from tasks.runtime import UserError
 from tasks.train import Split
-from tasks.tune import Trial, grid_points, pick_best, run_trial, score_history
+from tasks.tune import (
+    Trial,
+    TrialLog,
+    grid_points,
+    halving_rungs,
+    open_runner,
+    pick_best,
+    run_trial,
+    score_history,
+    search,
+    search_sklearn,
+)
+from tasks.tune import run as tune_run
 
 
 def test_grid_points_cover_every_combination() -> None:
@@ -61,3 +76,124 @@ def test_a_trial_trains_and_scores_on_validation() -> None:
     )
     trial = run_trial(params, {"train.learning_rate": 0.01}, *_splits())
     assert trial.status == "ok" and trial.epochs == 2 and 0 <= trial.score <= 1
+
+
+@pytest.fixture(scope="module")
+def prefect() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _dense(tune: dict[str, object], model: dict[str, object] | None = None) -> Params:
+    return parse_params(
+        {
+            "model": {"type": "dense", "hidden_units": [8], **(model or {})},
+            "train": {"batch_size": 16},
+            "tune": tune,
+        }
+    )
+
+
+def test_halving_rungs_shrink_the_field_and_end_at_the_full_budget() -> None:
+    assert halving_rungs(8, 8, 2) == [(8, 1), (4, 2), (2, 4), (1, 8)]
+    assert halving_rungs(9, 9, 3) == [(9, 1), (3, 3), (1, 9)]
+    assert halving_rungs(8, 2, 2) == [(8, 1), (4, 2)]  # no rung below one epoch
+    assert halving_rungs(1, 8, 2) == [(1, 8)]
+
+
+def test_threads_runner_gives_the_same_trials_as_sequential(prefect: None) -> None:
+    grid = {"train.learning_rate": [0.01, 0.05], "model.type": ["dense", "cnn"]}
+    params = _dense({"epochs": 1, "grid": grid, "runner": "threads", "workers": 2})
+    points = grid_points(params.tune)
+    one_by_one, _ = search(params, points, _splits())
+    with open_runner(params.tune) as parallel:
+        in_parallel, trained = search(params, points, _splits(), parallel)
+    # Keras seeds one global generator, so threads may not reproduce the scores exactly
+    assert [(t.point, t.status, t.epochs) for t in in_parallel] == [
+        (t.point, t.status, t.epochs) for t in one_by_one
+    ]
+    assert [t.status for t in in_parallel] == ["ok", "failed", "ok", "failed"] and trained == 2
+
+
+def test_a_failing_grid_point_is_recorded_and_the_search_goes_on() -> None:
+    params = _dense({"epochs": 1, "grid": {"model.type": ["dense", "cnn"]}})
+    trials, trained = search(params, grid_points(params.tune), _splits())
+    assert [t.status for t in trials] == ["ok", "failed"] and trained == 1
+    assert "cnn needs images" in (trials[1].error or "")
+    assert pick_best(trials, "val_accuracy").point == {"model.type": "dense"}
+
+
+def test_halving_keeps_the_best_and_trains_fewer_epochs() -> None:
+    # learning rate 0 never learns: halving must drop those points first
+    grid = {"train.learning_rate": [1e-9, 0.05, 2e-9, 3e-9], "model.l2": [0.0]}
+    full = _dense({"epochs": 4, "grid": grid, "metric": "val_loss"})
+    halving = _dense({"epochs": 4, "grid": grid, "metric": "val_loss", "pruning": "halving"})
+    points = grid_points(full.tune)
+    full_trials, full_epochs = search(full, points, _splits())
+    curves = TrialLog()
+    halving_trials, halving_epochs = search(halving, points, _splits(), trial_log=curves)
+    assert full_epochs == 16 and halving_epochs == 4 + 2 * 1 + 1 * 2 < full_epochs
+    best = pick_best(halving_trials, "val_loss")
+    assert best.point == pick_best(full_trials, "val_loss").point == points[1]
+    assert best.epochs == 4 and len(curves.curves[str(points[1])]["val_loss"]) == 4
+    assert sorted(t.epochs for t in halving_trials) == [1, 1, 2, 4]
+
+
+def test_sklearn_mlp_is_tuned_on_the_validation_split() -> None:
+    grid = {"model.hidden_units": [[4], [16]], "model.activation": ["relu", "swish"]}
+    params = _dense({"epochs": 20, "grid": grid}, {"type": "sklearn_mlp"})
+    trials = search_sklearn(params, grid_points(params.tune), _splits())
+    assert [t.status for t in trials] == ["ok", "failed", "ok", "failed"]  # no swish in sklearn
+    assert all(0 <= t.score <= 1 for t in trials if t.status == "ok")
+    with pytest.raises(UserError, match="model.dropout"):
+        search_sklearn(
+            _dense({"grid": {"model.dropout": [0.1]}}), [{"model.dropout": 0.1}], _splits()
+        )
+
+
+def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    for name, split in zip(("train", "val"), _splits(), strict=True):
+        np.savez(processed / f"{name}.npz", x=split.x, y=split.y)
+    grid = {"train.learning_rate": [0.05, 1e-9], "model.type": ["dense", "cnn"]}
+    params = parse_params(
+        {
+            "paths": {
+                "processed": str(processed),
+                "reports": str(tmp_path / "reports"),
+                "mlruns": str(tmp_path / "mlruns"),
+            },
+            "model": {"type": "dense", "hidden_units": [8]},
+            "train": {"batch_size": 16},
+            "tune": {"epochs": 4, "grid": grid, "pruning": "halving", "metric": "val_loss"},
+        }
+    )
+    report = tune_run(params)
+    assert report["best_params"] == {"train.learning_rate": 0.05, "model.type": "dense"}
+    assert [t["status"] for t in report["trials"]] == ["ok", "failed", "ok", "failed"]
+    assert [t["epochs"] for t in report["trials"]] == [4, 0, 2, 0]  # rungs at 1, 2, 4 epochs
+    assert report["epochs_trained"] == 6
+    assert (tmp_path / "reports" / "tune.csv").read_text().count("\n") == 5
+    nested = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{report['mlflow_run_id']}'"
+    ).set_index("params.model.type")
+    assert sorted(nested["status"]) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    winner = nested[nested["params.train.learning_rate"] == "0.05"].loc["dense", "run_id"]
+    curve = mlflow.MlflowClient().get_metric_history(winner, "val_loss")
+    assert [m.step for m in curve] == [0, 1, 2, 3]  # continued across rungs, one nested run
+    assert (
+        nested[nested["params.train.learning_rate"] == "1e-09"].loc["dense", "tags.tune.pruned"]
+        == "true"
+    )
+    parent = mlflow.get_run(report["mlflow_run_id"])
+    assert parent.data.metrics["tune_epochs_trained"] == 6
+    assert "tune.best_params" in parent.data.tags
