@@ -6,9 +6,10 @@ Generates a table (numeric and categorical columns, with nulls and duplicate row
 measures, each in a fresh child process: (a) our ingest -> validate -> clean -> split ->
 standardize through the real `run(params)` adapters in a temporary project, and (b) a bare
 script doing the same de-duplication, dropping, splitting, imputing, scaling and encoding
-(and writing its outputs). Prints and writes `benchmarks/results/data_pipeline.json`: both times, their
-ratio (target <= 1.5), our absolute time (target <= 60 s), our peak memory (target <= 4 GiB),
-and our peak memory at a quarter, half and all of the rows (growth should be linear).
+(and writing its outputs). Prints and writes `benchmarks/results/data_pipeline.json`: both
+times, their ratio (target <= 1.5), our absolute time (target <= 60 s), our peak memory
+(target <= 4 GiB), and our peak memory at a quarter, half and all of the rows (growth
+should be linear).
 """
 
 from __future__ import annotations

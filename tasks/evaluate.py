@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +167,16 @@ def log_datasets(params: Params) -> None:
         path = next(params.paths.split.glob(f"{split}.*"))
         md5 = file_md5(path)
         name = f"{params.ingest.name if params.ingest.source == 'sklearn' else path.stem}-{split}"
-        if isinstance(data, Arrays):
-            dataset: Any = from_numpy(
-                data.x, source=str(path), targets=data.y, name=name, digest=md5
-            )
-        else:
-            dataset = from_pandas(
-                data, source=str(path), targets=params.dataset.label, name=name, digest=md5
-            )
+        with warnings.catch_warnings():  # "source can be interpreted in multiple ways": a file
+            warnings.simplefilter("ignore", UserWarning)
+            if isinstance(data, Arrays):
+                dataset: Any = from_numpy(
+                    data.x, source=str(path), targets=data.y, name=name, digest=md5
+                )
+            else:
+                dataset = from_pandas(
+                    data, source=str(path), targets=params.dataset.label, name=name, digest=md5
+                )
         tags = {"dvc.path": str(path), "dvc.md5": md5, "dvc.split_md5": folder_md5}
         mlflow.log_input(dataset, context=context, tags=tags)
 
