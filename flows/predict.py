@@ -10,24 +10,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import State, flow
+from prefect.states import Failed
 
 from tasks import predict as steps
 from tasks.config import load_params
-from tasks.runtime import run_entry
+from tasks.runtime import UserError, run_entry
 
 
 @flow(name="predict")
-def batch_predict(source: str, target: str, version: int | None = None) -> dict[str, object]:
+def batch_predict(
+    source: str, target: str, version: int | None = None
+) -> dict[str, object] | State:
     """Score `source` (CSV, Parquet, NPZ) into `target` (CSV, Parquet)."""
-    predictions = steps.run(load_params(), Path(source), Path(target), version)
+    try:
+        predictions = steps.run(load_params(), Path(source), Path(target), version)
+    except UserError as error:  # a bad file: a failed run with one clear message, no traceback
+        return Failed(message=str(error))
     return {"rows": len(predictions), "output": target, "version": version or "champion"}
 
 
 def main() -> None:
     args = steps.parse_args()
-    summary = batch_predict(str(args.input), str(args.output), args.version)
-    print(f"{summary['rows']} rows scored with {summary['version']}: {summary['output']}")
+    state = batch_predict(str(args.input), str(args.output), args.version, return_state=True)
+    if state.is_failed():
+        raise UserError(state.message or "the predict flow failed")
+    summary = state.result()
+    print(f"{summary['rows']} rows scored with {summary['version']}: {summary['output']}")  # type: ignore[index]
 
 
 if __name__ == "__main__":

@@ -181,6 +181,18 @@ def log_datasets(params: Params) -> None:
         mlflow.log_input(dataset, context=context, tags=tags)
 
 
+def data_quality_reports(reports: Path) -> list[Path]:
+    """What validate and clean reported on this model's data (logged with the model's run)."""
+    names = (
+        "validation/raw.json",
+        "validation/raw.html",
+        "validation/clean.json",
+        "validation/clean.html",
+        "clean.json",
+    )
+    return [reports / name for name in names if (reports / name).is_file()]
+
+
 def _log_run(
     params: Params, run_id: str, scores: dict[str, float], report: Any, built: dict[str, Any]
 ) -> None:
@@ -198,6 +210,9 @@ def _log_run(
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
         mlflow.log_artifact(str(params.paths.model / "model.keras"), "keras")
+        for path in data_quality_reports(params.paths.reports):  # keeps validation/ apart
+            folder = path.parent.relative_to(params.paths.reports).as_posix()
+            mlflow.log_artifact(str(path), f"data_quality/{folder}".removesuffix("/."))
         log_datasets(params)
 
 

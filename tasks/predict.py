@@ -96,9 +96,10 @@ def serving_expectations(expectations: list[Any], label: str) -> list[Any]:
         kwargs = expectation["kwargs"]
         if expectation["type"] in TRAINING_ONLY or kwargs.get("column") == label:
             continue
-        if "column_set" in kwargs:
+        if "column_set" in kwargs:  # every training feature present; extra columns are ignored
             columns = [c for c in kwargs["column_set"] if c != label]
-            kept.append({**expectation, "kwargs": {**kwargs, "column_set": columns}})
+            loose = {**kwargs, "column_set": columns, "exact_match": False}
+            kept.append({**expectation, "kwargs": loose})
         else:
             kept.append(expectation)
     return kept

@@ -59,6 +59,10 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}  # type: ignore[attr-defined]
     assert {"plots/confusion.png", "plots/samples.png", "plots/wrong.png"} <= artifacts
     assert client.list_artifacts(run.info.run_id, "keras")[0].path == "keras/model.keras"  # type: ignore[attr-defined]
+    quality = {a.path for a in client.list_artifacts(run.info.run_id, "data_quality")}  # type: ignore[attr-defined]
+    assert "data_quality/clean.json" in quality
+    checks = {a.path for a in client.list_artifacts(run.info.run_id, "data_quality/validation")}  # type: ignore[attr-defined]
+    assert {"data_quality/validation/raw.html", "data_quality/validation/clean.json"} <= checks
     inputs = {
         {t.key: t.value for t in i.tags}["mlflow.data.context"]: i.dataset
         for i in run.inputs.dataset_inputs
