@@ -51,10 +51,15 @@ def decide(
         return Decision(
             True, f"beats champion by {gain:.4f} on {rules.metric}", score, champion_score
         )
+    needed = (
+        f"more than {rules.min_improvement}"
+        if rules.min_improvement <= 0
+        else (f"at least {rules.min_improvement}")
+    )
     return Decision(
         False,
-        f"improvement {gain:.4f} on {rules.metric} is below "
-        f"min_improvement {rules.min_improvement}",
+        f"{rules.metric} {score:.4f} vs champion's {champion_score:.4f} on today's test split: "
+        f"a gain of {gain:.4f}, {needed} needed",
         score,
         champion_score,
     )
