@@ -39,6 +39,11 @@ class Arrays:
 Data: TypeAlias = pd.DataFrame | Arrays
 
 
+def labels_of(data: Data, label: str) -> np.ndarray:
+    """The targets: `y` of arrays, the label column of a table."""
+    return data.y if isinstance(data, Arrays) else data[label].to_numpy()
+
+
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Like np.savez, but byte-identical for identical arrays (fixed zip timestamps)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:

@@ -24,9 +24,16 @@ import pandas as pd
 import yaml
 
 from tasks.config import DatasetParams, EvaluateParams, Params, load_params
-from tasks.datafiles import Arrays, read_data, read_json, replace_dir, replace_file, write_json
+from tasks.datafiles import (
+    Arrays,
+    labels_of,
+    read_data,
+    read_json,
+    replace_dir,
+    replace_file,
+    write_json,
+)
 from tasks.runtime import import_tensorflow, run_entry
-from tasks.standardize import labels
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +104,7 @@ def evaluate_bundle(
     from tasks.bundle import predict_rows
 
     predictions = predict_rows(network, preprocessor, test)
-    truth = labels(test, dataset.label)
+    truth = labels_of(test, dataset.label)
     scores = score_frame(truth, predictions, dataset.task, rules)
     return scores, predictions.assign(truth=truth)
 

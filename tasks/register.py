@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tasks.config import Params, RegisterParams, load_params
-from tasks.datafiles import read_data, read_json, write_json
+from tasks.datafiles import labels_of, read_data, read_json, write_json
 from tasks.runtime import UserError, import_tensorflow, run_entry
 from tasks.tune import minimize
 
@@ -72,7 +72,6 @@ def _champion_score(client: Any, params: Params) -> tuple[str | None, float | No
 
     from tasks.bundle import raw_features
     from tasks.evaluate import score_frame
-    from tasks.standardize import labels
 
     name = params.register_.model_name
     try:
@@ -83,7 +82,7 @@ def _champion_score(client: Any, params: Params) -> tuple[str | None, float | No
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     predictions = model.predict(raw_features(test, params.dataset.label))
     scores = score_frame(
-        labels(test, params.dataset.label), predictions, params.dataset.task, params.evaluate
+        labels_of(test, params.dataset.label), predictions, params.dataset.task, params.evaluate
     )
     return version.version, scores.get(params.register_.metric)
 

@@ -14,16 +14,12 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import DatasetParams, Params, SplitParams, load_params
-from tasks.datafiles import Arrays, Data, read_data, replace_dir, write_data, write_json
+from tasks.datafiles import Arrays, Data, labels_of, read_data, replace_dir, write_data, write_json
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-def labels_of(data: Data, label: str) -> np.ndarray:
-    return data.y if isinstance(data, Arrays) else data[label].to_numpy()
 
 
 def _can_stratify(y: np.ndarray, rules: SplitParams) -> bool:

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from tasks.config import CleanParams, DatasetParams, Params, StandardizeParams, load_params
-from tasks.datafiles import Arrays, Data, read_data, replace_dir, replace_file, save_npz
+from tasks.datafiles import Arrays, Data, labels_of, read_data, replace_dir, replace_file, save_npz
 from tasks.runtime import UserError, run_entry
 from tasks.split import SPLITS
 
@@ -152,15 +152,13 @@ class Preprocessor:
         return codes if self.classes is None else self.classes[codes]
 
 
-def labels(data: Data, label: str) -> np.ndarray:
-    return data.y if isinstance(data, Arrays) else data[label].to_numpy()
-
-
 def fit_preprocessor(
     train: Data, rules: StandardizeParams, clean: CleanParams, dataset: DatasetParams
 ) -> Preprocessor:
     """Fit the preprocessor on the training split only."""
-    classes = np.unique(labels(train, dataset.label)) if dataset.task == "classification" else None
+    classes = (
+        np.unique(labels_of(train, dataset.label)) if dataset.task == "classification" else None
+    )
     if isinstance(train, Arrays):
         features = FlatScaler(build_scaler(rules)).fit(train.x)
         return Preprocessor(dataset.label, dataset.task, features, None, classes)
@@ -172,7 +170,7 @@ def fit_preprocessor(
 def transform_split(preprocessor: Preprocessor, data: Data) -> tuple[np.ndarray, np.ndarray]:
     """Model-ready (x, y) for one split."""
     return preprocessor.transform(data), preprocessor.encode_labels(
-        labels(data, preprocessor.label)
+        labels_of(data, preprocessor.label)
     )
 
 
