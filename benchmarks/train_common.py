@@ -43,6 +43,18 @@ def test_accuracy(network: Any, test: Any) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == test.y))
 
 
+def train_and_score(params: Any, splits: dict[str, Any]) -> tuple[Any, Any, float, float]:
+    """Train with the pipeline's own train_model; return (network, history, seconds, accuracy)."""
+    import time
+
+    from tasks.train import train_model
+
+    start = time.perf_counter()
+    network, history = train_model(params, splits["train"], splits["val"], verbose=2)
+    seconds = time.perf_counter() - start
+    return network, history, seconds, test_accuracy(network, splits["test"])
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write benchmarks/results/<name>.json with the machine it ran on, and print it."""
     import os

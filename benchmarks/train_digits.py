@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
-from train_common import ROOT, test_accuracy, write_result
+from train_common import ROOT, train_and_score, write_result
 
 TARGET = 0.98
 
@@ -23,22 +22,19 @@ def main() -> None:
 
     configure()
     import_tensorflow()
-    from tasks import clean, ingest, split, standardize
+    from tasks import clean, ingest, split, standardize, validate
     from tasks.config import load_params
-    from tasks.train import load_split, train_model
+    from tasks.train import load_split
 
     params = load_params(ROOT / "params.yaml")
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)  # params.yaml's paths are relative to the project
-        for step in (ingest, clean, split, standardize):
+        for step in (ingest, validate, clean, split, standardize):
             step.run(params)  # type: ignore[attr-defined]
         splits = {
             name: load_split(params.paths.processed, name) for name in ("train", "val", "test")
         }
-        start = time.perf_counter()
-        network, history = train_model(params, splits["train"], splits["val"], verbose=2)
-        seconds = time.perf_counter() - start
-        accuracy = test_accuracy(network, splits["test"])
+        _, history, seconds, accuracy = train_and_score(params, splits)
     write_result(
         "train_digits",
         {

@@ -11,9 +11,8 @@ Writes benchmarks/results/train_mnist.json.
 from __future__ import annotations
 
 import argparse
-import time
 
-from train_common import ROOT, mnist_splits, scale_minmax, test_accuracy, write_result
+from train_common import ROOT, mnist_splits, scale_minmax, train_and_score, write_result
 
 TARGET = 0.99
 OVERRIDES = {
@@ -37,16 +36,12 @@ def main() -> None:
     configure()
     import_tensorflow()
     from tasks.config import load_params, with_overrides
-    from tasks.train import train_model
 
     params = with_overrides(
         load_params(ROOT / "params.yaml"), {**OVERRIDES, "train.epochs": args.epochs}
     )
     splits = scale_minmax(mnist_splits())
-    start = time.perf_counter()
-    network, history = train_model(params, splits["train"], splits["val"], verbose=2)
-    seconds = time.perf_counter() - start
-    accuracy = test_accuracy(network, splits["test"])
+    network, history, seconds, accuracy = train_and_score(params, splits)
     write_result(
         "train_mnist",
         {
