@@ -133,9 +133,22 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
 
 
+def preload_libraries() -> None:
+    """Import what the steps import, while the Prefect server starts in its own process."""
+    from tasks.runtime import import_tensorflow, importing
+
+    with importing():
+        import_tensorflow()
+        for module in ("great_expectations", "mlflow", "dvc.repo", "sklearn.model_selection"):
+            importlib.import_module(module)
+
+
 def main() -> None:
     argparse.ArgumentParser(description="Run the retraining flow once on params.yaml.").parse_args()
-    state = retrain(return_state=True)
+    from flows.server import prefect_api
+
+    with prefect_api(while_starting=preload_libraries):
+        state = retrain(return_state=True)
     if state.is_failed():
         raise UserError(state.message or "the retrain flow failed")
     print(format_summary(state.result()))  # type: ignore[arg-type]

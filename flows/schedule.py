@@ -11,51 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+from flows.server import prefect_api
 from tasks.config import load_params
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
-
-
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-@contextmanager
-def prefect_server(host: str, port: int, timeout_s: float = 60) -> Iterator[str]:
-    """A Prefect server started for the duration of the block; yields its API URL."""
-    api_url = f"http://{host}:{port}/api"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not _healthy(api_url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise UserError(
-                    f"Prefect server on {host}:{port} did not start (is the port in use?)"
-                )
-            time.sleep(0.5)
-        log.info("Prefect server (UI and API) on http://%s:%d", host, port)
-        yield api_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def serve(cron: str, name: str) -> None:
@@ -85,14 +47,8 @@ def main() -> None:
     parser.add_argument("--cron", default=params.schedule.cron, help="overrides schedule.cron")
     parser.add_argument("--port", type=int, default=4200, help="port of the started server")
     args = parser.parse_args()
-    if os.environ.get("PREFECT_API_URL"):
+    with prefect_api(port=args.port):
         serve(args.cron, params.schedule.name)
-        return
-    with prefect_server("127.0.0.1", args.port) as api_url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            serve(args.cron, params.schedule.name)
 
 
 if __name__ == "__main__":

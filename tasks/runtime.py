@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 QUIET_ENV = {
@@ -56,6 +60,21 @@ def configure() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@contextmanager
+def importing() -> Iterator[None]:
+    """No garbage collection while heavy libraries import; what they built is then frozen.
+
+    Imports allocate millions of objects that live until exit, and each full collection
+    rescans them all: about 2.5 s of a digits flow run went to that.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def import_tensorflow() -> Any:
     """Import TensorFlow with its C++ start-up banner (oneDNN, CUDA probing) kept off stderr."""
     if "tensorflow" in sys.modules:
@@ -64,7 +83,7 @@ def import_tensorflow() -> Any:
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
+        with open(os.devnull, "w") as devnull, importing():
             os.dup2(devnull.fileno(), 2)
             import tensorflow
     finally:
@@ -80,8 +99,14 @@ def run_entry(module: str) -> None:
     pickles (the preprocessor) can be unpickled by every other step.
     """
     configure()
+    # Registered first, so it runs last: the objects TensorFlow, MLflow, GX and Prefect leave
+    # behind are frozen instead of garbage-collected one by one at interpreter shutdown, which
+    # took about 3.5 s after a flow run. Files are closed by the steps themselves.
+    atexit.register(gc.freeze)
     try:
-        importlib.import_module(module).main()
+        with importing():
+            entry = importlib.import_module(module)
+        entry.main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,57 @@
+"""`python -m flows.retrain`, the command `make run` calls: its own Prefect server, then none."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.server import healthy
+from tests.conftest import FAST_PARAMS, make_project, run_cli, update_params
+
+pytestmark = pytest.mark.slow
+
+SERVER_LINE = re.compile(r"Prefect server \(UI and API\) on (http://127\.0\.0\.1:\d+)")
+
+
+def _server_url(stderr: str) -> str:
+    found = SERVER_LINE.search(stderr)
+    assert found, f"no server line in:\n{stderr}"
+    return found.group(1)
+
+
+def test_the_command_runs_the_flow_on_its_own_server_and_stops_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project", FAST_PARAMS)
+
+    result = run_cli(["python", "-m", "flows.retrain"], project)
+
+    assert "steps run: ingest, validate, clean, split, standardize, tune, train" in result.stdout
+    assert "registered: digits-test v1, now @champion" in result.stdout
+    assert "Flow run" in result.stderr and "Finished in state Completed()" in result.stderr
+    # logs reached the server before it stopped: no retries against a stopped server
+    assert "Error logging to API" not in result.stderr and "Traceback" not in result.stderr
+    assert not healthy(f"{_server_url(result.stderr)}/api"), "the server outlived the command"
+    assert run_cli(["dvc", "status"], project).stdout.strip().endswith("up to date.")
+
+
+def test_a_failed_expectation_ends_the_command_with_one_line(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project", FAST_PARAMS)
+    source = project / "data/source/bad.csv"
+    pd.DataFrame({"a": [1.0, None, 3.0] * 10, "label": [0, 1, 2] * 10}).to_csv(source, index=False)
+    update_params(
+        project, {"ingest": {"source": "csv", "path": str(source)}, "validate": {"labels": [0, 1]}}
+    )
+
+    result = run_cli(["python", "-m", "flows.retrain"], project, check=False)
+
+    assert result.returncode == 1
+    error = result.stderr[result.stderr.index("error: validate: ") :].splitlines()
+    assert error[0] == "error: validate: 3 expectation(s) failed on data/raw:"
+    assert len(error) == 4, "then one line per failing expectation"
+    assert any("column 'a'" in line for line in error[1:])
+    assert any("column 'label'" in line for line in error[1:])
+    assert "Traceback" not in result.stderr
+    assert not healthy(f"{_server_url(result.stderr)}/api")
+    assert not (project / "data/clean").exists() and not (project / "mlruns").exists()
