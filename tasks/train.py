@@ -26,13 +26,14 @@ import pandas as pd
 
 from tasks.config import (
     Augmentation,
+    EarlyStopping,
     ModelParams,
     Params,
     TrainParams,
     load_params,
     with_overrides,
 )
-from tasks.datafiles import read_data, read_json, replace_dir, write_json
+from tasks.datafiles import read_data, read_json, replace_dir, replace_file, write_json
 from tasks.runtime import UserError, import_tensorflow, run_entry
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,46 @@ def _dataset(split: Split, batch_size: int, seed: int, shuffle: bool) -> Any:
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def early_stopping(stop: EarlyStopping, state: Path | None = None) -> Any:
+    """Keras' EarlyStopping; with `state`, a folder, it survives a restart of the training.
+
+    After every epoch its count of epochs without improvement, its best value and (with
+    restore_best_weights) the best weights are saved in `state`, and a training resumed from
+    a backup starts from them instead of from a fresh patience. A kill between this save and
+    the epoch's backup repeats that epoch, so patience can be off by that one epoch.
+    """
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            if state is None or not (state / "state.json").exists():
+                return
+            saved = read_json(state / "state.json")
+            self.wait, self.best, self.best_epoch = saved["wait"], saved["best"], saved["epoch"]
+            if self.restore_best_weights and (state / "best.npz").exists():
+                with np.load(state / "best.npz") as weights:
+                    self.best_weights = [weights[f"arr_{i}"] for i in range(len(weights.files))]
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            super().on_epoch_end(epoch, logs)
+            if state is None or self.best is None:
+                return
+            state.mkdir(parents=True, exist_ok=True)
+            if self.best_epoch == epoch and self.best_weights is not None:
+                with replace_file(state / "best.npz") as staging:
+                    with staging.open("wb") as out:
+                        np.savez(out, *self.best_weights)
+            with replace_file(state / "state.json") as staging:
+                write_json(
+                    staging, {"wait": self.wait, "best": float(self.best), "epoch": self.best_epoch}
+                )
+
+    return ResumableEarlyStopping(
+        monitor=stop.monitor, patience=stop.patience, restore_best_weights=stop.restore_best_weights
+    )
+
+
 def fit_model(
     network: Any,
     train_split: Split,
@@ -184,20 +225,15 @@ def fit_model(
     epochs: int,
     callbacks: list[Any] | None = None,
     verbose: int | str = 0,
+    stopping_state: Path | None = None,
 ) -> Any:
     """Fit with early stopping (and plateau decay when asked); return the Keras History."""
     import keras
 
-    stop = train.early_stopping
-    extra: list[Any] = [
-        keras.callbacks.EarlyStopping(
-            monitor=stop.monitor,
-            patience=stop.patience,
-            restore_best_weights=stop.restore_best_weights,
-        )
-    ]
+    extra: list[Any] = [early_stopping(train.early_stopping, stopping_state)]
     if train.lr_decay == "plateau":
-        extra.append(keras.callbacks.ReduceLROnPlateau(monitor=stop.monitor, patience=2))
+        monitor = train.early_stopping.monitor
+        extra.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=2))
     return network.fit(
         _dataset(train_split, train.batch_size, train.seed, shuffle=True),
         validation_data=_dataset(val_split, train.batch_size, train.seed, shuffle=False),
@@ -279,8 +315,8 @@ def train_model(
     (model, history).
 
     With backup_dir, the state after each epoch is backed up there and a later call with the
-    same params resumes from it (history.epoch then starts at the resumed epoch); the backup is
-    deleted when fit ends.
+    same params resumes from it (history.epoch then starts at the resumed epoch), early
+    stopping's patience included; the backup is deleted when fit ends.
     """
     import keras
 
@@ -304,7 +340,10 @@ def train_model(
         epochs=params.train.epochs,
         callbacks=(callbacks or []) + backup,
         verbose=verbose,
+        stopping_state=backup_dir.with_suffix(".stopping") if backup_dir else None,
     )
+    if backup_dir:  # as BackupAndRestore deletes its backup once fit ends
+        shutil.rmtree(backup_dir.with_suffix(".stopping"), ignore_errors=True)
     return network, history
 
 
@@ -330,7 +369,9 @@ def _read_epoch_log(path: Path) -> pd.DataFrame:
 
 def _remove_backup(backup: Path, epoch_log: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
+    shutil.rmtree(backup.with_suffix(".stopping"), ignore_errors=True)
     epoch_log.unlink(missing_ok=True)
+    backup.with_suffix(".run").unlink(missing_ok=True)
     if backup.parent.is_dir() and not any(backup.parent.iterdir()):
         backup.parent.rmdir()
 
@@ -363,12 +404,19 @@ def plot_curves(history: pd.DataFrame) -> Any:
     return figure
 
 
-def _training_run(tune_run_id: str | None, tags: dict[str, str]) -> Any:
+def _training_run(tune_run_id: str | None, tags: dict[str, str], resumed: str | None) -> Any:
     """Train inside the tuning run that chose the params; or in a new run, linked to it, when
-    that run already trained a model or lives in another store (tune.json from git or DVC)."""
+    that run already trained a model or lives in another store (tune.json from git or DVC).
+    A training resumed from a backup goes on in the run it was killed in (`resumed`)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if resumed:
+        try:
+            if mlflow.get_run(resumed).info.status != "FINISHED":
+                return mlflow.start_run(run_id=resumed, tags=tags)
+        except MlflowException:
+            pass  # the store was replaced: a new run
     if tune_run_id:
         try:
             trained = "retrain.trained" in mlflow.get_run(tune_run_id).data.tags
@@ -399,11 +447,15 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
     start_tracking(params)
     devices = describe_devices() | {"precision": precision_policy(tuned.train)}
     backup = backup_dir_for(tuned, train_split)
-    epoch_log = backup.with_suffix(".csv")
-    if not backup.exists():  # a fresh start: rows from an earlier attempt would mislead
+    epoch_log, run_file = backup.with_suffix(".csv"), backup.with_suffix(".run")
+    if not backup.exists():  # a fresh start: epochs from an earlier attempt would mislead
         epoch_log.unlink(missing_ok=True)
+        shutil.rmtree(backup.with_suffix(".stopping"), ignore_errors=True)
     backup.parent.mkdir(parents=True, exist_ok=True)
-    with _training_run(read_json(tune_report).get("mlflow_run_id"), tags or {}) as active:
+    resumed = run_file.read_text().strip() if run_file.exists() else None
+    tune_run_id = read_json(tune_report).get("mlflow_run_id")
+    with _training_run(tune_run_id, tags or {}, resumed) as active:
+        run_file.write_text(active.info.run_id)
         mlflow.log_params({f"{k}": v for k, v in _flat_params(tuned).items()})
         mlflow.set_tags(
             {f"train.{k}": str(v) for k, v in devices.items()} | {"retrain.trained": "true"}

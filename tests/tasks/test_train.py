@@ -16,6 +16,7 @@ from tasks.train import (
     build_model,
     build_optimizer,
     describe_devices,
+    early_stopping,
     head_for,
     precision_policy,
     train_model,
@@ -205,7 +206,39 @@ def test_an_interrupted_training_resumes_from_its_backup(tmp_path: Path) -> None
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 4
     _, history = train_model(params, train_split, val_split, backup_dir=backup)
     assert history.epoch == [4, 5]
-    assert not backup.exists()
+    assert not backup.exists() and not backup.with_suffix(".stopping").exists()
+
+
+def test_early_stopping_keeps_its_patience_and_best_weights_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    stop = TrainParams().early_stopping.model_copy(update={"patience": 2})
+    first = early_stopping(stop, tmp_path)
+    first.set_model(model)
+    first.on_train_begin()
+    best_weights = None
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.7]):
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        best_weights = model.get_weights() if epoch == 1 else best_weights
+        first.on_epoch_end(epoch, {"val_loss": val_loss})
+    # a restart: a new callback over the same state, and weights that moved on
+    model.set_weights([np.full_like(w, 9) for w in model.get_weights()])
+    resumed = early_stopping(stop, tmp_path)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert (resumed.wait, resumed.best, resumed.best_epoch) == (1, 0.5, 1)
+    assert _same(resumed.best_weights, best_weights)
+    resumed.on_epoch_end(3, {"val_loss": 0.8})  # patience 2 runs out here, not 2 epochs later
+    assert model.stop_training
+    resumed.on_train_end()
+    assert _same(model.get_weights(), best_weights)
+
+
+def _same(weights: list[np.ndarray], others: list[np.ndarray]) -> bool:
+    return all(np.array_equal(a, b) for a, b in zip(weights, others, strict=True))
 
 
 def test_the_backup_is_keyed_by_params_and_data() -> None:

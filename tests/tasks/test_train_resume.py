@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from tasks import clean, ingest, split, standardize, validate
 from tasks.config import load_params
 from tasks.datafiles import write_json
+from tasks.tracking import local_store
 from tests.conftest import run_cli, update_params
 
 pytestmark = pytest.mark.slow
@@ -82,3 +84,11 @@ def test_a_killed_training_resumes_where_it_stopped(project: Path) -> None:
     history = pd.read_csv(project / "reports/history.csv")
     assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
     assert not (project / "models/.checkpoints").exists()
+    # one MLflow run: the killed one went on, rather than staying RUNNING beside a new one
+    client = MlflowClient(local_store(project / "mlruns"))
+    runs = client.search_runs(client.search_experiments()[0].experiment_id)
+    assert [(r.info.run_id, r.info.status) for r in runs] == [
+        (summary["mlflow_run_id"], "FINISHED")
+    ]
+    steps = {m.step for m in client.get_metric_history(summary["mlflow_run_id"], "loss")}
+    assert steps == set(range(EPOCHS)), "every epoch's metrics, across both attempts"
