@@ -24,6 +24,19 @@ from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
 
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task that returned a Failed state with exc_info=True although nothing
+    was raised, which prints a stray `NoneType: None` under the line; drop that part."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
+
 STEPS = (
     "ingest",
     "validate",
