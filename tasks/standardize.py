@@ -152,19 +152,43 @@ class Preprocessor:
         return codes if self.classes is None else self.classes[codes]
 
 
+def _classes(train: Data, dataset: DatasetParams) -> np.ndarray | None:
+    if dataset.task != "classification":
+        return None
+    return np.unique(labels_of(train, dataset.label))
+
+
 def fit_preprocessor(
     train: Data, rules: StandardizeParams, clean: CleanParams, dataset: DatasetParams
 ) -> Preprocessor:
     """Fit the preprocessor on the training split only."""
-    classes = (
-        np.unique(labels_of(train, dataset.label)) if dataset.task == "classification" else None
-    )
+    classes = _classes(train, dataset)
     if isinstance(train, Arrays):
         features = FlatScaler(build_scaler(rules)).fit(train.x)
         return Preprocessor(dataset.label, dataset.task, features, None, classes)
     frame = train.drop(columns=dataset.label)
     features = build_table_transformer(frame, rules, clean).fit(frame)
     return Preprocessor(dataset.label, dataset.task, features, list(frame.columns), classes)
+
+
+def fit_and_transform(
+    train: Data, rules: StandardizeParams, clean: CleanParams, dataset: DatasetParams
+) -> tuple[Preprocessor, tuple[np.ndarray, np.ndarray]]:
+    """Fit the preprocessor on the training split and return that split model-ready too.
+
+    Fitting a table transformer transforms the table anyway (`ColumnTransformer.fit` is
+    `fit_transform`); keeping that result spares transforming the largest split twice.
+    """
+    if isinstance(train, Arrays):
+        preprocessor = fit_preprocessor(train, rules, clean, dataset)
+        return preprocessor, transform_split(preprocessor, train)
+    frame = train.drop(columns=dataset.label)
+    features = build_table_transformer(frame, rules, clean)
+    x = np.asarray(features.fit_transform(frame), dtype="float32")
+    preprocessor = Preprocessor(
+        dataset.label, dataset.task, features, list(frame.columns), _classes(train, dataset)
+    )
+    return preprocessor, (x, preprocessor.encode_labels(labels_of(train, dataset.label)))
 
 
 def transform_split(preprocessor: Preprocessor, data: Data) -> tuple[np.ndarray, np.ndarray]:
@@ -185,12 +209,12 @@ def load_preprocessor(path: Path) -> Preprocessor:
 def run(params: Params) -> Preprocessor:
     """Fit on `paths.split/train`, write the preprocessor and the processed splits."""
     splits = {name: read_data(params.paths.split, name) for name in SPLITS}
-    preprocessor = fit_preprocessor(
+    preprocessor, train = fit_and_transform(
         splits["train"], params.standardize, params.clean, params.dataset
     )
     with replace_dir(params.paths.processed) as staging:
         for name, data in splits.items():
-            x, y = transform_split(preprocessor, data)
+            x, y = train if name == "train" else transform_split(preprocessor, data)
             save_npz(staging / f"{name}.npz", x=x, y=y)
     with replace_file(params.paths.preprocessor) as staging_file:
         staging_file.write_bytes(pickle.dumps(preprocessor))

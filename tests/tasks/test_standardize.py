@@ -9,7 +9,13 @@ import pytest
 from tasks.config import CleanParams, DatasetParams, StandardizeParams, parse_params
 from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
-from tasks.standardize import fit_preprocessor, load_preprocessor, run, transform_split
+from tasks.standardize import (
+    fit_and_transform,
+    fit_preprocessor,
+    load_preprocessor,
+    run,
+    transform_split,
+)
 
 DATASET = DatasetParams(label="y")
 
@@ -45,6 +51,25 @@ def test_onehot_ignores_unseen_categories_and_minmax_bounds() -> None:
     assert x.shape == (4, 3) and x[:, 1:].sum() == 0
     x_train, _ = transform_split(fitted, train)
     assert x_train[:, 0].min() == 0 and x_train[:, 0].max() == 1
+
+
+@pytest.mark.parametrize(
+    ("train", "rules"),
+    [
+        (_table(0), StandardizeParams()),
+        (_table(0), StandardizeParams(scaler="minmax", categorical="ordinal")),
+        (Arrays(np.arange(40.0).reshape(5, 2, 4), np.arange(5) % 2), StandardizeParams()),
+    ],
+)
+def test_the_training_split_from_fitting_equals_transforming_it_afterwards(
+    train: pd.DataFrame | Arrays, rules: StandardizeParams
+) -> None:
+    fitted, (x, y) = fit_and_transform(train, rules, CleanParams(missing="mean"), DATASET)
+    again = fit_preprocessor(train, rules, CleanParams(missing="mean"), DATASET)
+    x_after, y_after = transform_split(again, train)
+    assert x.dtype == x_after.dtype == np.float32 and x.tobytes() == x_after.tobytes()
+    assert y.tolist() == y_after.tolist()
+    assert fitted.transform(train).tobytes() == x.tobytes()
 
 
 def test_images_keep_their_shape_and_unseen_labels_fail() -> None:
