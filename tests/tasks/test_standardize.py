@@ -10,6 +10,7 @@ from tasks.config import CleanParams, DatasetParams, StandardizeParams, parse_pa
 from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
 from tasks.standardize import (
+    build_table_transformer,
     fit_and_transform,
     fit_preprocessor,
     load_preprocessor,
@@ -72,6 +73,23 @@ def test_the_training_split_from_fitting_equals_transforming_it_afterwards(
     assert fitted.transform(train).tobytes() == x.tobytes()
 
 
+@pytest.mark.parametrize("categorical", ["onehot", "ordinal"])
+@pytest.mark.parametrize("missing", ["most_frequent", "constant"])
+def test_text_reaches_scikit_learn_as_categories_without_changing_a_value(
+    categorical: str, missing: str
+) -> None:
+    train = _table(0).assign(more=["z", "z", None, "y"])
+    unseen = _table(3).assign(cat=["c", None, "b", "a"], more=[None, "x", "y", "z"])
+    rules, clean = StandardizeParams(categorical=categorical), CleanParams(missing=missing)
+    fitted = fit_preprocessor(train, rules, clean, DATASET)
+    features = train.drop(columns="y")
+    plain = build_table_transformer(features, rules, clean).fit(features)  # strings as they are
+    assert str(train["cat"].dtype) == "str"
+    for data in (train, unseen):
+        expected = np.asarray(plain.transform(data.drop(columns="y")), dtype="float32")
+        assert fitted.transform(data).tobytes() == expected.tobytes()
+
+
 def test_images_keep_their_shape_and_unseen_labels_fail() -> None:
     rng = np.random.default_rng(0)
     train = Arrays(rng.uniform(0, 16, (20, 8, 8, 1)), np.arange(20) % 2)
@@ -113,8 +131,9 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
         write_data(table(loc, 10), tmp_path / "split", "val")
         write_data(table(loc, 20), tmp_path / "split", "test")
         run(params)
-        scaler = load_preprocessor(tmp_path / "pre.pkl").features.named_transformers_["numeric"]
-        fitted.append((scaler[-1].mean_.copy(), scaler[-1].scale_.copy(), scaler[0].statistics_))
+        numeric = load_preprocessor(tmp_path / "pre.pkl").features.named_transformers_["numeric"]
+        scaler, imputer = numeric.named_steps["standardscaler"], numeric[0]
+        fitted.append((scaler.mean_.copy(), scaler.scale_.copy(), imputer.statistics_))
     for first, second in zip(*fitted, strict=True):
         assert np.array_equal(first, second)
 
