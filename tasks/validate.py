@@ -311,6 +311,61 @@ def _domain(configuration: Any, expectation: Expectation) -> Any:
         ) from None
 
 
+def _skip_fingerprints() -> None:
+    """Stop GX fingerprinting every pandas batch it loads.
+
+    GX hashes every cell of a batch (twice per validation run) only to label the batch's
+    metadata, which this module never reads; on a million rows that took longer than all
+    the expectations together. Its own size threshold, set to zero, skips the hash.
+    """
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    pandas_execution_engine.HASH_THRESHOLD = 0
+
+
+def _by_batch(frame: pd.DataFrame, domain: list[Any]) -> dict[str | None, list[Any]]:
+    """GX expectations grouped by the data they need: one column's frame, or the table (None).
+
+    GX filters a column expectation's whole batch on that column's nulls before it looks
+    at the column, copying every column of a wide table each time; given the column alone
+    it copies one. Expectations on the table, on several columns or with a row condition
+    (which may name other columns) keep the whole table.
+    """
+    from great_expectations.core.metric_domain_types import MetricDomainTypes
+
+    groups: dict[str | None, list[Any]] = {}
+    for expectation in domain:
+        column = getattr(expectation, "column", None)
+        alone = (
+            type(expectation).domain_type == MetricDomainTypes.COLUMN
+            and not getattr(expectation, "row_condition", None)
+            and isinstance(column, str)
+            and column in frame.columns
+        )
+        groups.setdefault(column if alone else None, []).append(expectation)
+    return groups
+
+
+def _gx_order(domain: list[Any]) -> dict[str, int]:
+    """Each expectation's place in the results of one GX run over the whole table.
+
+    GX groups a suite's expectations by their `column` argument, in order of first
+    appearance (those without one form a group too); reports keep that order.
+    """
+    groups: dict[str | None, list[str]] = {}
+    for expectation in domain:
+        column = expectation.configuration.kwargs.get("column")
+        groups.setdefault(column if isinstance(column, str) else None, []).append(
+            _key(expectation.configuration)
+        )
+    return {key: place for place, key in enumerate(k for keys in groups.values() for k in keys)}
+
+
+def _unresolved(result: Any) -> bool:
+    """Whether GX could not compute the result's metrics; it reports those first."""
+    return "raised_exception" not in result.exception_info  # keyed by metric instead
+
+
 def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -322,17 +377,26 @@ def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     if not expectations:
         return []
+    _skip_fingerprints()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas("pipeline").add_dataframe_asset("data")
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": frame}
-    )
+    definition = asset.add_batch_definition_whole_dataframe("all")
 
     def validate(name: str, chosen: list[Expectation], result_format: str) -> list[Any]:
         domain = [_domain(ExpectationConfiguration, e) for e in chosen]
-        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=domain))
-        return list(batch.validate(suite, result_format=result_format).results)  # type: ignore[call-overload]
+        results: list[Any] = []
+        for number, (column, group) in enumerate(_by_batch(frame, domain).items()):
+            data = frame if column is None else frame[[column]]
+            batch = definition.get_batch(batch_parameters={"dataframe": data})
+            suite = context.suites.add(
+                gx.ExpectationSuite(name=f"{name}-{number}", expectations=group)
+            )
+            results += batch.validate(suite, result_format=result_format).results  # type: ignore[call-overload]
+        order = _gx_order(domain)
+        return sorted(
+            results, key=lambda r: (not _unresolved(r), order[_key(r.expectation_config)])
+        )
 
     # pass/fail alone is about twice as fast; only failures are run again for their details
     # (GX does not keep the suite's order, so results are matched by their configuration)

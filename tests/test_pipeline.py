@@ -1,18 +1,28 @@
-"""End to end: the Prefect flow on the embedded digits, in a throw-away git + DVC checkout."""
+"""End to end: the Prefect flow on the embedded digits, and on the titanic example beside the
+repository (`../shared/data`), each in a throw-away git + DVC checkout."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli, update_params
+from tests.conftest import ROOT, make_project, run_cli, update_params
 
 pytestmark = pytest.mark.slow
+
+TITANIC = ROOT.parent / "shared" / "data" / "titanic" / "titanic.csv"
+# The example's own params, with a shorter search and training that repeats exactly.
+TITANIC_FAST: dict[str, dict[str, object]] = {
+    "tune": {"epochs": 5, "grid": {"train.learning_rate": [0.003]}},
+    "train": {"epochs": 40, "deterministic": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +134,44 @@ def test_failed_validation_stops_before_training(project: Path, prefect_harness:
     assert "column 'label'" in message
     assert not (project / "data/clean").exists() and not (project / "models").exists()
     assert not (project / "mlruns").exists(), "no MLflow run, no registry change"
+
+
+@pytest.mark.skipif(not TITANIC.is_file(), reason=f"no titanic data at {TITANIC}")
+def test_titanic_example_trains_and_registers_a_model_that_beats_the_majority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
+) -> None:
+    import mlflow
+
+    from flows.retrain import STEPS, retrain
+
+    project = make_project(tmp_path / "project")
+    shutil.copy(ROOT / "examples/titanic/params.yaml", project / "params.yaml")
+    update_params(project, TITANIC_FAST)
+    shutil.copy(TITANIC, project / "data/source/titanic.csv")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+    summary = retrain()
+    assert summary["steps"] == dict.fromkeys(STEPS, "ran")
+    test = pd.read_parquet(project / "data/split/test.parquet")
+    majority = test["Survived"].value_counts(normalize=True).max()  # 0.62: always "died"
+    accuracy = summary["metrics"]["accuracy"]
+    assert accuracy >= 0.75 and accuracy >= majority + 0.1, (accuracy, majority)
+    assert 0.75 < summary["metrics"]["roc_auc"] <= 1
+
+    registry = summary["registry"]
+    assert registry["promote"] and registry["model_name"] == "titanic-dense", registry
+    champion = _client().get_model_version_by_alias("titanic-dense", "champion")  # type: ignore[attr-defined]
+    assert int(champion.version) == 1 and champion.run_id == summary["mlflow_run_id"]
+
+    # every test passenger has a prediction, and the champion, given the raw rows (text,
+    # missing ages and cabins included), predicts exactly what evaluate recorded
+    evaluated = pd.read_csv(project / "reports/predictions.csv")
+    assert len(evaluated) == len(test) == 178 and set(evaluated["prediction"]) <= {0, 1}
+    served = mlflow.pyfunc.load_model("models:/titanic-dense@champion").predict(
+        test.drop(columns="Survived")
+    )
+    assert (served["prediction"].to_numpy() == evaluated["prediction"].to_numpy()).all()
+    np.testing.assert_allclose(served["proba_1"], evaluated["proba_1"], rtol=1e-6)
+    assert test["Cabin"].isna().any() and test["Age"].isna().any()

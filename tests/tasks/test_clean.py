@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tasks import validate
-from tasks.clean import clean_data, run
+from tasks.clean import clean_data, duplicated_rows, run
 from tasks.config import CleanParams, DatasetParams, OutlierRule, parse_params
 from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
@@ -23,6 +23,27 @@ def test_duplicates_and_missing_go_to_quarantine_with_reasons() -> None:
     assert cleaned.counts() == {"duplicate": 1, "missing_value": 1, "missing_label": 1}
     assert sorted(cleaned.quarantine["row"]) == [1, 2, 3]
     assert len(frame) == 5, "the input is never modified"
+
+
+_OTHER_NAN = np.array([0x7FF8000000000001], dtype="u8").view("f8")[0]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        [0.0, -0.0, np.nan, _OTHER_NAN, 1.0, 0.0, -np.nan],  # one zero, one NaN to pandas
+        pd.array(["x", "x", None, None, "y", "x", "y"], dtype="str"),
+        pd.Series([1, 1.0, True, "1", None, np.nan, 2], dtype=object),
+        pd.Categorical(["a", "b", "a", None, None, "b", "c"]),
+        pd.to_datetime(["2024-01-01", None, "2024-01-01", None, "2024-01-02", "NaT", "2024-01-03"]),
+        pd.array([1, None, 1, None, 2, 3, 3], dtype="Int64"),
+    ],
+)
+def test_fast_duplicate_check_agrees_with_pandas(column: object) -> None:
+    frame = pd.DataFrame({"a": column, "b": [1, 1, 1, 1, 1, 1, 1], "y": [0, 0, 0, 0, 0, 0, 1]})
+    frame.index = [7, 3, 9, 1, 0, 5, 2]
+    assert duplicated_rows(frame).equals(frame.duplicated(keep="first"))
+    assert duplicated_rows(frame).any() and not duplicated_rows(frame.iloc[:1]).any()
 
 
 def test_imputing_strategies_keep_rows_with_missing_features() -> None:

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from tasks.config import DatasetParams, SplitParams
-from tasks.datafiles import Arrays, write_data
+from tasks.datafiles import Arrays, write_data, write_json
 from tasks.runtime import UserError
-from tasks.split import manifest, split_data, split_indices
+from tasks.split import manifest, split_data, split_indices, write_manifest
 
 DATASET = DatasetParams(label="y")
 
@@ -85,3 +85,15 @@ def test_same_seed_gives_byte_identical_parquet_and_manifest(tmp_path: Path) -> 
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     other, _ = split_data(frame, SplitParams(seed=8), DATASET)
     assert not other["test"].equals(parts["test"])
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_fast_manifest_writer_matches_write_json_byte_for_byte(
+    tmp_path: Path, task: str
+) -> None:
+    index = {"train": np.array([0, 2, 5]), "val": np.array([], dtype=int), "test": np.array([7])}
+    y = np.array(["b", "a", "b", "a", "a", "b", "a", "@row_ids:test@"])
+    entries = manifest(index, y, task)
+    write_json(tmp_path / "slow.json", entries)
+    write_manifest(tmp_path / "fast.json", entries)
+    assert (tmp_path / "fast.json").read_bytes() == (tmp_path / "slow.json").read_bytes()

@@ -9,7 +9,14 @@ import pytest
 from tasks.config import CleanParams, DatasetParams, StandardizeParams, parse_params
 from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
-from tasks.standardize import fit_preprocessor, load_preprocessor, run, transform_split
+from tasks.standardize import (
+    build_table_transformer,
+    fit_and_transform,
+    fit_preprocessor,
+    load_preprocessor,
+    run,
+    transform_split,
+)
 
 DATASET = DatasetParams(label="y")
 
@@ -45,6 +52,42 @@ def test_onehot_ignores_unseen_categories_and_minmax_bounds() -> None:
     assert x.shape == (4, 3) and x[:, 1:].sum() == 0
     x_train, _ = transform_split(fitted, train)
     assert x_train[:, 0].min() == 0 and x_train[:, 0].max() == 1
+
+
+@pytest.mark.parametrize(
+    ("train", "rules"),
+    [
+        (_table(0), StandardizeParams()),
+        (_table(0), StandardizeParams(scaler="minmax", categorical="ordinal")),
+        (Arrays(np.arange(40.0).reshape(5, 2, 4), np.arange(5) % 2), StandardizeParams()),
+    ],
+)
+def test_the_training_split_from_fitting_equals_transforming_it_afterwards(
+    train: pd.DataFrame | Arrays, rules: StandardizeParams
+) -> None:
+    fitted, (x, y) = fit_and_transform(train, rules, CleanParams(missing="mean"), DATASET)
+    again = fit_preprocessor(train, rules, CleanParams(missing="mean"), DATASET)
+    x_after, y_after = transform_split(again, train)
+    assert x.dtype == x_after.dtype == np.float32 and x.tobytes() == x_after.tobytes()
+    assert y.tolist() == y_after.tolist()
+    assert fitted.transform(train).tobytes() == x.tobytes()
+
+
+@pytest.mark.parametrize("categorical", ["onehot", "ordinal"])
+@pytest.mark.parametrize("missing", ["most_frequent", "constant"])
+def test_text_reaches_scikit_learn_as_categories_without_changing_a_value(
+    categorical: str, missing: str
+) -> None:
+    train = _table(0).assign(more=["z", "z", None, "y"])
+    unseen = _table(3).assign(cat=["c", None, "b", "a"], more=[None, "x", "y", "z"])
+    rules, clean = StandardizeParams(categorical=categorical), CleanParams(missing=missing)
+    fitted = fit_preprocessor(train, rules, clean, DATASET)
+    features = train.drop(columns="y")
+    plain = build_table_transformer(features, rules, clean).fit(features)  # strings as they are
+    assert str(train["cat"].dtype) == "str"
+    for data in (train, unseen):
+        expected = np.asarray(plain.transform(data.drop(columns="y")), dtype="float32")
+        assert fitted.transform(data).tobytes() == expected.tobytes()
 
 
 def test_images_keep_their_shape_and_unseen_labels_fail() -> None:
@@ -88,8 +131,9 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
         write_data(table(loc, 10), tmp_path / "split", "val")
         write_data(table(loc, 20), tmp_path / "split", "test")
         run(params)
-        scaler = load_preprocessor(tmp_path / "pre.pkl").features.named_transformers_["numeric"]
-        fitted.append((scaler[-1].mean_.copy(), scaler[-1].scale_.copy(), scaler[0].statistics_))
+        numeric = load_preprocessor(tmp_path / "pre.pkl").features.named_transformers_["numeric"]
+        scaler, imputer = numeric.named_steps["standardscaler"], numeric[0]
+        fitted.append((scaler.mean_.copy(), scaler.scale_.copy(), imputer.statistics_))
     for first, second in zip(*fitted, strict=True):
         assert np.array_equal(first, second)
 

@@ -13,6 +13,7 @@ from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
 from tasks.validate import (
     ValidationFailed,
+    check_data,
     full_suite,
     infer_suite,
     load_suite,
@@ -309,3 +310,47 @@ def test_integer_images_are_summarized() -> None:
     x = np.random.default_rng(0).integers(0, 256, (30, 28, 28), dtype=np.uint8)
     suite = infer_suite(Arrays(x, np.arange(30) % 3), DATASET)
     assert {"column": "x_max", "max_value": float(x.max())} in [e["kwargs"] for e in suite]
+
+
+def _gx(kind: str, **kwargs: Any) -> dict[str, Any]:
+    return {"type": f"expect_{kind}", "kwargs": kwargs}
+
+
+def test_expectations_that_read_other_columns_still_see_the_whole_table() -> None:
+    # a column's own expectations run on that column alone; these need the rest of the row
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 40.0], "b": [1, 1, 1, 0], "label": [0, 1, 0, 1]})
+    suite = [
+        _gx(
+            "column_values_to_be_between",
+            column="a",
+            max_value=10,
+            row_condition="b==1",
+            condition_parser="pandas",
+        ),
+        _gx("column_pair_values_a_to_be_greater_than_b", column_A="a", column_B="b", or_equal=True),
+        _gx("column_to_exist", column="label", column_index=2),
+    ]
+    assert [c.success for c in check_data(frame, suite, "label")] == [True, True, True]
+    frame.loc[3, "b"] = 1
+    frame = frame[["label", "a", "b"]]
+    assert [c.success for c in check_data(frame, suite, "label")] == [False, True, False]
+
+
+def test_results_come_in_the_order_of_one_gx_run_over_the_table() -> None:
+    # GX groups by column in order of first appearance, the table's own group included
+    frame = pd.DataFrame({"a": [1.0, None], "b": [1.0, 2.0], "label": [0, 1]})
+    suite = [
+        _gx("column_values_to_be_between", column="a", min_value=0),
+        _gx("table_row_count_to_be_between", min_value=1),
+        _gx("column_values_to_not_be_null", column="b"),
+        _gx("column_values_to_not_be_null", column="a"),
+        _gx("column_values_to_be_between", column="gone", min_value=0),
+    ]
+    order = [(c.column, c.expectation[7:]) for c in check_data(frame, suite, "label")]
+    assert order == [
+        ("gone", "column_values_to_be_between"),  # GX lists what it could not compute first
+        ("a", "column_values_to_be_between"),
+        ("a", "column_values_to_not_be_null"),
+        (None, "table_row_count_to_be_between"),
+        ("b", "column_values_to_not_be_null"),
+    ]
