@@ -347,6 +347,91 @@ def train_model(
     return network, history
 
 
+# --- scikit-learn's MLP: the classic baseline, one factory for tune (GridSearchCV) and train ---
+
+SKLEARN_AXES = {
+    "model.hidden_units": "hidden_layer_sizes",
+    "model.activation": "activation",
+    "model.l2": "alpha",
+    "train.learning_rate": "learning_rate_init",
+    "train.batch_size": "batch_size",
+    "train.optimizer": "solver",
+    "train.momentum": "momentum",
+    "train.seed": "random_state",
+}
+SKLEARN_ACTIVATIONS = {"sigmoid": "logistic"}
+SKLEARN_CHOICES = {
+    "model.activation": ("relu", "tanh", "sigmoid"),
+    "train.optimizer": ("adam", "sgd"),
+}
+
+
+def _setting(params: Params, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(params, section), name)
+
+
+def _sklearn_value(axis: str, value: Any) -> Any:
+    if axis == "model.hidden_units":
+        return tuple(value)
+    return SKLEARN_ACTIVATIONS.get(value, value) if axis == "model.activation" else value
+
+
+def sklearn_point(point: dict[str, Any]) -> dict[str, Any]:
+    """A grid point as MLP constructor arguments; UserError for an axis the MLP lacks."""
+    unknown = sorted(set(point) - set(SKLEARN_AXES))
+    if unknown:
+        raise UserError(
+            f"tune.grid axes {unknown} have no sklearn_mlp counterpart; use {sorted(SKLEARN_AXES)}"
+        )
+    return {SKLEARN_AXES[axis]: _sklearn_value(axis, value) for axis, value in point.items()}
+
+
+def check_sklearn(params: Params) -> None:
+    """Stop on a setting the MLP cannot honour, rather than train something else silently."""
+    for key, allowed in SKLEARN_CHOICES.items():
+        if _setting(params, key) not in allowed:
+            raise UserError(
+                f"{key} {_setting(params, key)!r} has no sklearn_mlp counterpart; "
+                f"use one of {list(allowed)}"
+            )
+    asked = {
+        "train.augmentation": params.train.augmentation.active,
+        "train.lr_decay": params.train.lr_decay != "none",
+        "model.l1": params.model.l1 > 0,
+    }
+    for key, on in asked.items():
+        if on:
+            raise UserError(f"{key} is not available with model.type sklearn_mlp; turn it off")
+    monitor, names = params.train.early_stopping.monitor, _curve_names(params.dataset.task)
+    if monitor not in names:
+        raise UserError(f"train.early_stopping.monitor {monitor!r} is not one of {names}")
+
+
+def sklearn_estimator(params: Params) -> Any:
+    """An unfitted MLPClassifier/MLPRegressor with the configured values, `max_iter` =
+    train.epochs; UserError for a setting it cannot honour (augmentation, L1, learning-rate
+    decay, an optimizer or activation scikit-learn lacks)."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    check_sklearn(params)
+    model = MLPRegressor if params.dataset.task == "regression" else MLPClassifier
+    values = {
+        name: _sklearn_value(axis, _setting(params, axis)) for axis, name in SKLEARN_AXES.items()
+    }
+    return model(**values, max_iter=params.train.epochs)
+
+
+def flat_rows(x: np.ndarray) -> np.ndarray:
+    """The MLP's input: one flat row per sample (images and sequences are flattened)."""
+    return x.reshape(len(x), -1)
+
+
+def _curve_names(task: str) -> list[str]:
+    metric = "mae" if task == "regression" else "accuracy"
+    return ["loss", metric, "val_loss", f"val_{metric}"]
+
+
 def backup_dir_for(params: Params, train_split: Split) -> Path:
     """Where this training backs up its epochs: keyed by its params and a sample of its data,
     so a restart with other params or data starts afresh instead of loading a stale state."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tasks.train import (
     early_stopping,
     head_for,
     precision_policy,
+    sklearn_estimator,
     train_model,
 )
 
@@ -248,3 +250,53 @@ def test_the_backup_is_keyed_by_params_and_data() -> None:
     assert key.parent == params.paths.checkpoints
     assert key != backup_dir_for(with_overrides(params, {"train.epochs": 4}), data)
     assert key != backup_dir_for(params, _images(48, 5))
+
+
+# --- scikit-learn's MLP (model.type sklearn_mlp) --------------------------------------------
+
+
+def _mlp(task: str = "classification", **train: object) -> Params:
+    return parse_params(
+        {
+            "dataset": {"task": task},
+            "model": {"type": "sklearn_mlp", "hidden_units": [16], "dropout": 0.0},
+            "train": {"learning_rate": 0.01, "batch_size": 32, **train},
+        }
+    )
+
+
+def test_one_sklearn_factory_for_tune_and_train() -> None:
+    params = with_overrides(
+        _mlp(), {"model.activation": "sigmoid", "model.hidden_units": [8, 4], "train.epochs": 7}
+    )
+    estimator = sklearn_estimator(params)
+    settings = estimator.get_params()
+    assert type(estimator).__name__ == "MLPClassifier"
+    assert settings["hidden_layer_sizes"] == (8, 4) and settings["activation"] == "logistic"
+    assert (settings["max_iter"], settings["learning_rate_init"], settings["random_state"]) == (
+        7,
+        0.01,
+        42,
+    )
+    assert type(sklearn_estimator(_mlp("regression"))).__name__ == "MLPRegressor"
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"train": {"augmentation": {"zoom": 0.1}}}, "train.augmentation"),
+        ({"train": {"optimizer": "rmsprop"}}, "train.optimizer"),
+        ({"model": {"activation": "swish"}}, "model.activation"),
+        ({"train": {"lr_decay": "plateau"}}, "train.lr_decay"),
+        ({"model": {"l1": 0.01}}, "model.l1"),
+        ({"train": {"early_stopping": {"monitor": "val_mae"}}}, "train.early_stopping.monitor"),
+    ],
+)
+def test_what_the_sklearn_mlp_cannot_honour_stops_with_its_key(
+    change: dict[str, dict[str, object]], key: str
+) -> None:
+    raw = {"model": {"type": "sklearn_mlp"}, "train": {}}
+    for section, values in change.items():
+        raw[section] = {**raw[section], **values}
+    with pytest.raises(UserError, match=f"^{re.escape(key)} "):
+        sklearn_estimator(parse_params(raw))
