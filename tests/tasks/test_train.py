@@ -22,6 +22,7 @@ from tasks.train import (
     precision_policy,
     sklearn_estimator,
     train_model,
+    train_sklearn,
 )
 
 
@@ -265,6 +266,14 @@ def _mlp(task: str = "classification", **train: object) -> Params:
     )
 
 
+def _separable(n: int = 400) -> tuple[Split, Split]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 2)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    cut = n * 3 // 4
+    return Split(x[:cut], y[:cut]), Split(x[cut:], y[cut:])
+
+
 def test_one_sklearn_factory_for_tune_and_train() -> None:
     params = with_overrides(
         _mlp(), {"model.activation": "sigmoid", "model.hidden_units": [8, 4], "train.epochs": 7}
@@ -279,6 +288,46 @@ def test_one_sklearn_factory_for_tune_and_train() -> None:
         42,
     )
     assert type(sklearn_estimator(_mlp("regression"))).__name__ == "MLPRegressor"
+
+
+def test_sklearn_mlp_trains_epoch_by_epoch_with_keras_style_curves() -> None:
+    params = _mlp(epochs=12, early_stopping={"patience": 12})
+    estimator, curves = train_sklearn(params, *_separable())
+    assert list(curves.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert curves["epoch"].tolist() == list(range(1, 13))
+    assert curves["loss"].tolist() == estimator.loss_curve_  # sklearn's own, one per epoch
+    assert curves["loss"].iloc[-1] < curves["loss"].iloc[0]
+    assert curves["val_accuracy"].max() > 0.9
+    assert estimator.get_params()["random_state"] == 42  # saved with its seed, not a generator
+
+
+def test_sklearn_mlp_stops_early_and_keeps_its_best_epoch() -> None:
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 10)).astype("float32")
+    y = rng.integers(0, 2, 300)  # nothing to learn: the validation loss soon only grows
+    params = with_overrides(
+        _mlp(epochs=60, learning_rate=0.02, early_stopping={"patience": 3}),
+        {"model.hidden_units": [64]},
+    )
+    estimator, curves = train_sklearn(params, Split(x[:200], y[:200]), Split(x[200:], y[200:]))
+    best = int(curves["val_loss"].idxmin())
+    assert len(curves) == best + 1 + 3 < 60, "stopped `patience` epochs after the best one"
+    restored = log_loss(y[200:], estimator.predict_proba(x[200:]))
+    assert restored == pytest.approx(curves["val_loss"].min(), rel=1e-5)
+
+
+def test_sklearn_mlp_flattens_images_and_does_regression() -> None:
+    rng = np.random.default_rng(2)
+    images = rng.random((80, 4, 4, 1)).astype("float32")
+    target = (images.mean(axis=(1, 2, 3)) * 10).astype("float32")
+    params = _mlp("regression", epochs=3, early_stopping={"monitor": "val_mae"})
+    estimator, curves = train_sklearn(
+        params, Split(images[:60], target[:60]), Split(images[60:], target[60:])
+    )
+    assert list(curves.columns) == ["epoch", "loss", "mae", "val_loss", "val_mae"]
+    assert estimator.n_features_in_ == 16 and len(curves) == 3
 
 
 @pytest.mark.parametrize(
