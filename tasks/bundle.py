@@ -1,13 +1,17 @@
-"""The served model: the fitted preprocessor and the Keras network as one MLflow pyfunc model.
+"""The served model: the fitted preprocessor and the network as one MLflow pyfunc model.
 
 `mlflow.pyfunc.load_model("models:/<name>@champion").predict(raw_rows)` takes rows in the raw
 schema (a table without the label, or an array of images/sequences) and returns the
 predicted label and, for classification, one probability column per class.
+
+The network is a Keras model (`model.keras`) or a fitted scikit-learn estimator (`model.pkl`,
+the `sklearn_mlp` baseline); everything here serves both the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -16,20 +20,32 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, is_classifier
 
 from tasks.datafiles import Arrays, Data
+from tasks.runtime import UserError, import_tensorflow
 from tasks.standardize import Preprocessor
+from tasks.train import flat_rows
 
 REQUIREMENTS = ("tensorflow", "keras", "scikit-learn", "pandas", "numpy", "pyarrow", "mlflow")
+KERAS_ONLY = ("tensorflow", "keras")
+NETWORK_FILES = ("model.keras", "model.pkl")  # a Keras model; a pickled scikit-learn estimator
+
+
+def network_outputs(network: Any, x: np.ndarray) -> np.ndarray:
+    """The network's outputs for model-ready rows: class probabilities (Keras gives one column,
+    the positive class's, for two classes) or predicted values."""
+    if isinstance(network, BaseEstimator):
+        rows = flat_rows(x)
+        return network.predict_proba(rows) if is_classifier(network) else network.predict(rows)
+    return network.predict(x, verbose=0, batch_size=1024)
 
 
 def predict_rows(network: Any, preprocessor: Preprocessor, raw: Any) -> pd.DataFrame:
     """Predictions for raw rows: `prediction`, plus `proba_<class>` columns for classification."""
     if isinstance(raw, pd.DataFrame) and preprocessor.label in raw.columns:
         raw = raw.drop(columns=preprocessor.label)
-    outputs = np.asarray(
-        network.predict(preprocessor.transform(raw), verbose=0, batch_size=1024), dtype="float64"
-    )
+    outputs = np.asarray(network_outputs(network, preprocessor.transform(raw)), dtype="float64")
     if preprocessor.classes is None:
         return pd.DataFrame({"prediction": outputs.reshape(-1)})
     if outputs.shape[1] == 1:
@@ -39,24 +55,52 @@ def predict_rows(network: Any, preprocessor: Preprocessor, raw: Any) -> pd.DataF
     return pd.DataFrame({"prediction": predicted, **proba})
 
 
+def save_network(network: Any, folder: Path) -> Path:
+    """Write the network into folder in its own format; return the file."""
+    if isinstance(network, BaseEstimator):
+        path = folder / "model.pkl"
+        path.write_bytes(pickle.dumps(network))
+    else:
+        path = folder / "model.keras"
+        network.save(path)
+    return path
+
+
+def network_file(folder: Path) -> Path:
+    """The network that train wrote into folder (`paths.model`)."""
+    for name in NETWORK_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise UserError(f"{folder}: no {' or '.join(NETWORK_FILES)} (run the train stage first)")
+
+
+def load_network(path: Path) -> Any:
+    """A network saved by save_network."""
+    if path.suffix == ".pkl":
+        with path.open("rb") as handle:
+            return pickle.load(handle)
+    import_tensorflow()
+    import keras
+
+    return keras.saving.load_model(path)
+
+
 def raw_features(data: Data, label: str) -> Any:
     """The raw input rows, in the schema serving takes (features only, no label)."""
     return data.x if isinstance(data, Arrays) else data.drop(columns=label)
 
 
 class Bundle(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
-    """Preprocessor + network, loaded from the model's artifacts."""
+    """Preprocessor + network (Keras or scikit-learn), loaded from the model's artifacts."""
 
     # predict() takes tables and image arrays alike: no type-hint schema, no warning about it
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        import keras
-
         from tasks.standardize import load_preprocessor
 
         self.preprocessor = load_preprocessor(Path(context.artifacts["preprocessor"]))
-        self.network = keras.saving.load_model(context.artifacts["network"])
+        self.network = load_network(Path(context.artifacts["network"]))
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         return predict_rows(self.network, self.preprocessor, model_input)
@@ -84,5 +128,11 @@ def log_bundle(
             code_paths=[str(Path(__file__).parent)],
             signature=signature,
             input_example=example,
-            pip_requirements=[f"{name}=={version(name)}" for name in REQUIREMENTS],
+            pip_requirements=[f"{name}=={version(name)}" for name in _requirements(network)],
         )
+
+
+def _requirements(network: Any) -> list[str]:
+    """What serving needs installed: a scikit-learn network needs no TensorFlow."""
+    sklearn_only = isinstance(network, BaseEstimator)
+    return [name for name in REQUIREMENTS if not (sklearn_only and name in KERAS_ONLY)]

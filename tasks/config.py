@@ -123,7 +123,7 @@ class StandardizeParams(Section):
 
 
 class ModelParams(Section):
-    type: Literal["dense", "cnn", "lstm", "sklearn_mlp"] = "cnn"  # sklearn_mlp: tune only
+    type: Literal["dense", "cnn", "lstm", "sklearn_mlp"] = "cnn"  # sklearn_mlp: scikit-learn
     hidden_units: list[int] = [64]
     conv_filters: list[int] = [32, 64]
     kernel_size: int = Field(default=3, ge=1)

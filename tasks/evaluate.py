@@ -5,10 +5,11 @@ Reads `paths.split/{train,val,test}`, `paths.model/`, `paths.preprocessor` and
 (DVC metrics: precision, recall, F1 and support per class), `reports/predictions.csv` and
 `reports/plots/` (the confusion matrix as `confusion.csv` for `dvc plots` and as a PNG, the
 training curves, and for images a 5x5 grid of test images and the most confidently wrong ones).
-The same metrics, prefixed `test_`, the figures, the Keras model in its native format and
-the three splits as MLflow datasets (digest = their DVC md5) go to the training's MLflow run.
-The test rows go through the same preprocessor + network as served predictions, so the
-numbers are the served model's.
+The same metrics, prefixed `test_`, the figures, the network in its native format
+(`keras/model.keras`, or `sklearn/model.pkl` for the scikit-learn MLP) and the three splits
+as MLflow datasets (digest = their DVC md5) go to the training's MLflow run. The test rows go
+through the same preprocessor + network as served predictions, so the numbers are the served
+model's.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from tasks.datafiles import (
     replace_file,
     write_json,
 )
-from tasks.runtime import import_tensorflow, run_entry
+from tasks.runtime import run_entry
 
 log = logging.getLogger(__name__)
 
 SPLIT_CONTEXTS = {"train": "train", "val": "validation", "test": "test"}
+NATIVE_FOLDERS = {".keras": "keras", ".pkl": "sklearn"}  # the network file's artifact folder
 AVERAGES = ("macro", "weighted")
 
 
@@ -206,6 +208,7 @@ def _log_run(
     import matplotlib.pyplot as plt
     import mlflow
 
+    from tasks.bundle import network_file
     from tasks.tracking import start_tracking
 
     start_tracking(params)
@@ -216,7 +219,8 @@ def _log_run(
         for name, figure in built.items():
             mlflow.log_figure(figure, f"plots/{name}")
             plt.close(figure)
-        mlflow.log_artifact(str(params.paths.model / "model.keras"), "keras")
+        network = network_file(params.paths.model)
+        mlflow.log_artifact(str(network), NATIVE_FOLDERS[network.suffix])
         for path in data_quality_reports(params.paths.reports):  # keeps validation/ apart
             folder = path.parent.relative_to(params.paths.reports).as_posix()
             mlflow.log_artifact(str(path), f"data_quality/{folder}".removesuffix("/."))
@@ -225,14 +229,12 @@ def _log_run(
 
 def run(params: Params) -> dict[str, float]:
     """Evaluate on the test split; write the reports and plots, log them to the MLflow run."""
-    import_tensorflow()
-    import keras
-
+    from tasks.bundle import load_network, network_file
     from tasks.standardize import load_preprocessor
 
     reports = params.paths.reports
     summary = read_json(params.paths.model / "run.json")
-    network = keras.saving.load_model(params.paths.model / "model.keras")
+    network = load_network(network_file(params.paths.model))
     preprocessor = load_preprocessor(params.paths.preprocessor)
     test = read_data(params.paths.split, "test")
     scores, predictions = evaluate_bundle(

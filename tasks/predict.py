@@ -23,7 +23,7 @@ import pandas as pd
 
 from tasks.config import Params, load_params
 from tasks.datafiles import Arrays, Data, replace_file
-from tasks.runtime import UserError, import_tensorflow, run_entry
+from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,6 @@ def load_model(params: Params, version: int | None) -> Any:
 
     from tasks.tracking import start_tracking
 
-    import_tensorflow()
     start_tracking(params)
     uri = model_uri(params.register_.model_name, version)
     try:

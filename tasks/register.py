@@ -16,7 +16,7 @@ from typing import Any
 
 from tasks.config import Params, RegisterParams, load_params
 from tasks.datafiles import labels_of, read_data, read_json, write_json
-from tasks.runtime import UserError, import_tensorflow, run_entry
+from tasks.runtime import UserError, run_entry
 from tasks.tune import minimize
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,6 @@ def run(params: Params) -> dict[str, Any]:
     from tasks.promote import champion_history, crown
     from tasks.tracking import start_tracking
 
-    import_tensorflow()  # the champion's model loads TensorFlow
     start_tracking(params)
     client = MlflowClient()
     summary = read_json(params.paths.model / "run.json")

@@ -1,13 +1,18 @@
-"""train: fit the Keras model with the best grid point on the training split.
+"""train: fit the model (`model.type`) with the best grid point on the training split.
 
 Reads `paths.processed/{train,val}.npz`, `paths.preprocessor` and `reports/tune.json`;
-writes `paths.model/` (the Keras model, `run.json` naming the MLflow run and logged model)
-and `reports/history.csv`. The MLflow run gets the params, per-epoch curves for training and
+writes `paths.model/` (the network in its own format: `model.keras` for Keras, `model.pkl` for
+scikit-learn's MLP; `run.json` naming the MLflow run and logged model) and
+`reports/history.csv`. The MLflow run gets the params, per-epoch curves for training and
 validation, the device used, and the model bundle (preprocessor + network) that serves raw rows.
 
-While it trains, `paths.checkpoints/train-<key>/` holds a backup of the last finished epoch
-(and `train-<key>.csv` the epochs so far): a training that is killed and started again with
-the same params and data resumes there. Both are removed when the training succeeds.
+`dense`, `cnn` and `lstm` are Keras networks. `sklearn_mlp` is scikit-learn's MLPClassifier or
+MLPRegressor (the baseline tune scores with GridSearchCV), built by the same factory for both
+steps and trained epoch by epoch so it gets the same curves and early stopping as Keras.
+
+While a Keras model trains, `paths.checkpoints/train-<key>/` holds a backup of the last finished
+epoch (and `train-<key>.csv` the epochs so far): a training that is killed and started again
+with the same params and data resumes there. Both are removed when the training succeeds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import logging
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -347,6 +353,175 @@ def train_model(
     return network, history
 
 
+# --- scikit-learn's MLP: the classic baseline, one factory for tune (GridSearchCV) and train ---
+
+SKLEARN_AXES = {
+    "model.hidden_units": "hidden_layer_sizes",
+    "model.activation": "activation",
+    "model.l2": "alpha",
+    "train.learning_rate": "learning_rate_init",
+    "train.batch_size": "batch_size",
+    "train.optimizer": "solver",
+    "train.momentum": "momentum",
+    "train.seed": "random_state",
+}
+SKLEARN_ACTIVATIONS = {"sigmoid": "logistic"}
+SKLEARN_CHOICES = {
+    "model.activation": ("relu", "tanh", "sigmoid"),
+    "train.optimizer": ("adam", "sgd"),
+}
+
+
+def _setting(params: Params, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(params, section), name)
+
+
+def _sklearn_value(axis: str, value: Any) -> Any:
+    if axis == "model.hidden_units":
+        return tuple(value)
+    return SKLEARN_ACTIVATIONS.get(value, value) if axis == "model.activation" else value
+
+
+def sklearn_point(point: dict[str, Any]) -> dict[str, Any]:
+    """A grid point as MLP constructor arguments; UserError for an axis the MLP lacks."""
+    unknown = sorted(set(point) - set(SKLEARN_AXES))
+    if unknown:
+        raise UserError(
+            f"tune.grid axes {unknown} have no sklearn_mlp counterpart; use {sorted(SKLEARN_AXES)}"
+        )
+    return {SKLEARN_AXES[axis]: _sklearn_value(axis, value) for axis, value in point.items()}
+
+
+def check_sklearn(params: Params) -> None:
+    """Stop on a setting the MLP cannot honour, rather than train something else silently."""
+    for key, allowed in SKLEARN_CHOICES.items():
+        if _setting(params, key) not in allowed:
+            raise UserError(
+                f"{key} {_setting(params, key)!r} has no sklearn_mlp counterpart; "
+                f"use one of {list(allowed)}"
+            )
+    asked = {
+        "train.augmentation": params.train.augmentation.active,
+        "train.lr_decay": params.train.lr_decay != "none",
+        "model.l1": params.model.l1 > 0,
+    }
+    for key, on in asked.items():
+        if on:
+            raise UserError(f"{key} is not available with model.type sklearn_mlp; turn it off")
+    monitor, names = params.train.early_stopping.monitor, _curve_names(params.dataset.task)
+    if monitor not in names:
+        raise UserError(f"train.early_stopping.monitor {monitor!r} is not one of {names}")
+
+
+def sklearn_estimator(params: Params) -> Any:
+    """An unfitted MLPClassifier/MLPRegressor with the configured values, `max_iter` =
+    train.epochs; UserError for a setting it cannot honour (augmentation, L1, learning-rate
+    decay, an optimizer or activation scikit-learn lacks)."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    check_sklearn(params)
+    model = MLPRegressor if params.dataset.task == "regression" else MLPClassifier
+    values = {
+        name: _sklearn_value(axis, _setting(params, axis)) for axis, name in SKLEARN_AXES.items()
+    }
+    return model(**values, max_iter=params.train.epochs)
+
+
+def flat_rows(x: np.ndarray) -> np.ndarray:
+    """The MLP's input: one flat row per sample (images and sequences are flattened)."""
+    return x.reshape(len(x), -1)
+
+
+def _curve_names(task: str) -> list[str]:
+    metric = "mae" if task == "regression" else "accuracy"
+    return ["loss", metric, "val_loss", f"val_{metric}"]
+
+
+def _scores(estimator: Any, split: Split) -> tuple[float, float]:
+    """(loss, accuracy or MAE) on a split; the loss is the log-loss, or the mean squared error
+    for regression (as Keras and tune report them)."""
+    from sklearn.base import is_classifier
+    from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error
+
+    x = flat_rows(split.x)
+    if is_classifier(estimator):
+        proba = estimator.predict_proba(x)
+        hits = estimator.classes_[proba.argmax(axis=1)] == split.y
+        return float(log_loss(split.y, proba, labels=estimator.classes_)), float(hits.mean())
+    predicted = estimator.predict(x)
+    return float(mean_squared_error(split.y, predicted)), float(
+        mean_absolute_error(split.y, predicted)
+    )
+
+
+def _epoch_row(
+    estimator: Any, epoch: int, splits: tuple[Split, Split], task: str
+) -> dict[str, float]:
+    names = _curve_names(task)
+    val_loss, val_metric = _scores(estimator, splits[1])
+    # `loss` is sklearn's own loss_curve_ (the epoch's mean training loss, L2 term included;
+    # half the squared error for regression, so doubled to MSE); the other numbers are scored
+    # with the weights at the end of the epoch
+    loss = estimator.loss_curve_[-1] * (2 if task == "regression" else 1)
+    train_metric = _scores(estimator, splits[0])[1]
+    values = [loss, train_metric, val_loss, val_metric]
+    return {"epoch": epoch, **dict(zip(names, values, strict=True))}
+
+
+def _weights(estimator: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return [c.copy() for c in estimator.coefs_], [b.copy() for b in estimator.intercepts_]
+
+
+@dataclass
+class _BestEpoch:
+    """Keras's EarlyStopping rules for an epoch loop: keep the best epoch's weights, stop after
+    `patience` epochs without improvement."""
+
+    monitor: str
+    patience: int
+    best: float = np.inf
+    weights: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+    wait: int = 0
+
+    def should_stop(self, row: dict[str, float], estimator: Any) -> bool:
+        value = -row[self.monitor] if self.monitor.endswith("accuracy") else row[self.monitor]
+        self.wait += 1
+        if value < self.best:
+            self.best, self.weights, self.wait = value, _weights(estimator), 0
+            return False
+        return self.wait >= self.patience
+
+
+def train_sklearn(params: Params, train_split: Split, val_split: Split) -> tuple[Any, pd.DataFrame]:
+    """Fit the scikit-learn MLP one epoch at a time; return (estimator, per-epoch curves).
+
+    Each `partial_fit` is one epoch over the training split, scored on the validation split;
+    `train.early_stopping` stops and restores the best epoch as it does for Keras (sklearn's
+    own early stopping would hold out part of the training split instead). At most
+    train.epochs epochs.
+    """
+    from sklearn.base import is_classifier
+
+    estimator = sklearn_estimator(params)
+    rules, task = params.train.early_stopping, params.dataset.task
+    if params.model.dropout > 0:
+        log.warning("model.dropout is ignored by sklearn_mlp (no dropout; model.l2 regularizes)")
+    # an int random_state would reseed, so reshuffle identically, at every partial_fit
+    estimator.set_params(random_state=np.random.RandomState(params.train.seed))
+    classes = np.arange(n_classes_of(task, train_split, val_split))
+    extra = {"classes": classes} if is_classifier(estimator) else {}
+    stopper, rows = _BestEpoch(rules.monitor, rules.patience), []
+    for epoch in range(1, params.train.epochs + 1):
+        estimator.partial_fit(flat_rows(train_split.x), train_split.y, **extra)
+        rows.append(_epoch_row(estimator, epoch, (train_split, val_split), task))
+        if stopper.should_stop(rows[-1], estimator):
+            break
+    if rules.restore_best_weights and stopper.weights is not None:
+        estimator.coefs_, estimator.intercepts_ = stopper.weights
+    return estimator.set_params(random_state=params.train.seed), pd.DataFrame(rows)
+
+
 def backup_dir_for(params: Params, train_split: Split) -> Path:
     """Where this training backs up its epochs: keyed by its params and a sample of its data,
     so a restart with other params or data starts afresh instead of loading a stale state."""
@@ -428,75 +603,146 @@ def _training_run(tune_run_id: str | None, tags: dict[str, str], resumed: str | 
     return mlflow.start_run(run_name="pipeline", tags=tags)
 
 
-def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train with the tuned params, log everything to MLflow, write `paths.model`."""
-    import mlflow
+@dataclass(frozen=True)
+class Trained:
+    """A fitted model and what the run records about it."""
 
-    from tasks.bundle import log_bundle, raw_features
-    from tasks.standardize import load_preprocessor
-    from tasks.tracking import start_tracking
+    network: Any  # a Keras model, or a fitted scikit-learn estimator
+    curves: pd.DataFrame  # one row per epoch, numbered from 1
+    devices: dict[str, Any]  # what trained it: tagged `train.<key>`, written to run.json
+    resumed_at: int = 0
+    backup: Path | None = None  # the Keras backup, removed once the model is saved
 
-    if params.model.type == "sklearn_mlp":  # a baseline that tune scores; train fits Keras
-        raise UserError("model.type sklearn_mlp is tuned only; train needs dense, cnn or lstm")
-    import_tensorflow()
-    tune_report = params.paths.reports / "tune.json"
-    tuned = best_params(params, tune_report)
-    train_split = load_split(params.paths.processed, "train")
-    val_split = load_split(params.paths.processed, "val")
-    preprocessor = load_preprocessor(params.paths.preprocessor)
-    start_tracking(params)
-    devices = describe_devices() | {"precision": precision_policy(tuned.train)}
-    backup = backup_dir_for(tuned, train_split)
+
+def _prepare_backup(params: Params, train_split: Split) -> tuple[Path, str | None]:
+    """The Keras training's backup folder, and the MLflow run a killed attempt left behind."""
+    backup = backup_dir_for(params, train_split)
     epoch_log, run_file = backup.with_suffix(".csv"), backup.with_suffix(".run")
     if not backup.exists():  # a fresh start: epochs from an earlier attempt would mislead
         epoch_log.unlink(missing_ok=True)
         shutil.rmtree(backup.with_suffix(".stopping"), ignore_errors=True)
     backup.parent.mkdir(parents=True, exist_ok=True)
-    resumed = run_file.read_text().strip() if run_file.exists() else None
+    return backup, run_file.read_text().strip() if run_file.exists() else None
+
+
+def _fit_keras(params: Params, splits: tuple[Split, Split], backup: Path) -> Trained:
+    """Train the Keras model in the active run: live per-epoch metrics, a resumable backup."""
+    import_tensorflow()
+    import keras
+    import mlflow
+
+    devices = describe_devices() | {"precision": precision_policy(params.train)}
+    mlflow.set_tags({f"train.{k}": str(v) for k, v in devices.items()})
+    epoch_log = backup.with_suffix(".csv")
+    verbose = 1 if sys.stdout.isatty() else 2  # a progress bar, or one line per epoch
+    # the epoch log comes before the backup, so a kill between them repeats an epoch's
+    # row (deduplicated on reading) rather than losing it
+    callbacks = [
+        mlflow.keras.MlflowCallback(),
+        keras.callbacks.CSVLogger(str(epoch_log), append=True),
+    ]
+    network, history = train_model(params, *splits, callbacks, verbose, backup_dir=backup)
+    resumed_at = history.epoch[0] if history.epoch else 0
+    mlflow.set_tag("train.resumed_at_epoch", str(resumed_at))
+    return Trained(network, _read_epoch_log(epoch_log), devices, resumed_at, backup)
+
+
+def _fit_sklearn(params: Params, splits: tuple[Split, Split]) -> Trained:
+    """Train scikit-learn's MLP in the active run; its curves are logged as step metrics."""
+    import mlflow
+    import sklearn
+
+    estimator = "MLPRegressor" if params.dataset.task == "regression" else "MLPClassifier"
+    devices = {"device": "CPU", "estimator": estimator, "sklearn": sklearn.__version__}
+    mlflow.set_tags({f"train.{k}": str(v) for k, v in devices.items()})
+    network, curves = train_sklearn(params, *splits)
+    for row in curves.to_dict("records"):
+        log.info("train: %s", ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+    _log_curves(curves)
+    return Trained(network, curves, devices)
+
+
+def _log_curves(curves: pd.DataFrame) -> None:
+    """Every epoch's values as step metrics of the active run, in one batch (steps from 0, as
+    Keras's MlflowCallback logs them)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    active = mlflow.active_run()
+    if active is None:
+        raise RuntimeError("train: no active MLflow run to log the curves to")
+    stamp = int(time.time() * 1000)
+    metrics = [
+        Metric(name, float(value), stamp, int(epoch) - 1)
+        for name in curves.columns.drop("epoch")
+        for epoch, value in zip(curves["epoch"], curves[name], strict=True)
+    ]
+    mlflow.MlflowClient().log_batch(active.info.run_id, metrics=metrics)
+
+
+def _save_model(params: Params, trained: Trained, preprocessor: Any, run_id: str) -> dict[str, Any]:
+    """Write `paths.model` (the network's own file and run.json); log the served bundle."""
+    from tasks.bundle import log_bundle, raw_features, save_network
+
+    with replace_dir(params.paths.model) as staging:
+        network_path = save_network(trained.network, staging)
+        example = raw_features(read_data(params.paths.split, "train"), params.dataset.label)[:5]
+        info = log_bundle(
+            trained.network, preprocessor, network_path, params.paths.preprocessor, example
+        )
+        summary = {
+            "mlflow_run_id": run_id,
+            "model_uri": info.model_uri,
+            "network": network_path.name,
+            "epochs_run": len(trained.curves),
+            "resumed_at_epoch": trained.resumed_at,
+            **trained.devices,
+        }
+        write_json(staging / "run.json", summary)
+    return summary
+
+
+def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train with the tuned params, log everything to MLflow, write `paths.model`."""
+    import mlflow
+
+    from tasks.standardize import load_preprocessor
+    from tasks.tracking import start_tracking
+
+    tune_report = params.paths.reports / "tune.json"
+    tuned = best_params(params, tune_report)
+    on_sklearn = tuned.model.type == "sklearn_mlp"
+    if on_sklearn:
+        check_sklearn(tuned)  # a setting the MLP cannot honour stops here, before any MLflow run
+    splits = (
+        load_split(params.paths.processed, "train"),
+        load_split(params.paths.processed, "val"),
+    )
+    preprocessor = load_preprocessor(params.paths.preprocessor)
+    start_tracking(params)
+    # scikit-learn trains in seconds: no backup to resume from, nor a killed run to go on in
+    backup, resumed = (None, None) if on_sklearn else _prepare_backup(tuned, splits[0])
     tune_run_id = read_json(tune_report).get("mlflow_run_id")
     with _training_run(tune_run_id, tags or {}, resumed) as active:
-        run_file.write_text(active.info.run_id)
-        mlflow.log_params({f"{k}": v for k, v in _flat_params(tuned).items()})
-        mlflow.set_tags(
-            {f"train.{k}": str(v) for k, v in devices.items()} | {"retrain.trained": "true"}
-        )
-        verbose = 1 if sys.stdout.isatty() else 2  # a progress bar, or one line per epoch
-        import keras
-
-        # the epoch log comes before the backup, so a kill between them repeats an epoch's
-        # row (deduplicated on reading) rather than losing it
-        callbacks = [
-            mlflow.keras.MlflowCallback(),
-            keras.callbacks.CSVLogger(str(epoch_log), append=True),
-        ]
-        network, history = train_model(
-            tuned, train_split, val_split, callbacks, verbose, backup_dir=backup
-        )
-        curves = _read_epoch_log(epoch_log)
-        resumed_at = history.epoch[0] if history.epoch else 0
-        mlflow.set_tag("train.resumed_at_epoch", str(resumed_at))
-        mlflow.log_figure(plot_curves(curves), "plots/curves.png")
-        with replace_dir(params.paths.model) as staging:
-            network.save(staging / "model.keras")
-            example = raw_features(read_data(params.paths.split, "train"), params.dataset.label)[:5]
-            info = log_bundle(
-                network, preprocessor, staging / "model.keras", params.paths.preprocessor, example
-            )
-            summary = {
-                "mlflow_run_id": active.info.run_id,
-                "model_uri": info.model_uri,
-                "epochs_run": len(curves),
-                "resumed_at_epoch": resumed_at,
-                **devices,
-            }
-            write_json(staging / "run.json", summary)
-        (params.paths.reports).mkdir(parents=True, exist_ok=True)
-        curves.to_csv(params.paths.reports / "history.csv", index=False)
-    _remove_backup(backup, epoch_log)
+        if backup is not None:
+            backup.with_suffix(".run").write_text(active.info.run_id)
+        mlflow.log_params(_flat_params(tuned))
+        mlflow.set_tag("retrain.trained", "true")
+        if backup is None:
+            trained = _fit_sklearn(tuned, splits)
+        else:
+            trained = _fit_keras(tuned, splits, backup)
+        mlflow.log_figure(plot_curves(trained.curves), "plots/curves.png")
+        summary = _save_model(params, trained, preprocessor, active.info.run_id)
+        params.paths.reports.mkdir(parents=True, exist_ok=True)
+        trained.curves.to_csv(params.paths.reports / "history.csv", index=False)
+    if trained.backup is not None:
+        _remove_backup(trained.backup, trained.backup.with_suffix(".csv"))
+    resumed_at = f" (resumed at epoch {trained.resumed_at})" if trained.resumed_at else ""
     log.info(
-        "train: %d epochs on %s (resumed at epoch %d), run %s",
-        len(curves),
-        devices["device"],
+        "train: %d epochs on %s%s, run %s",
+        len(trained.curves),
+        trained.devices["device"],
         resumed_at,
         summary["mlflow_run_id"],
     )

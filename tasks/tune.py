@@ -36,7 +36,14 @@ import pandas as pd
 from tasks.config import Params, TuneParams, load_params, with_overrides
 from tasks.datafiles import write_json
 from tasks.runtime import UserError, import_tensorflow, run_entry
-from tasks.train import Split, fit_model, load_split, train_model
+from tasks.train import (
+    Split,
+    fit_model,
+    load_split,
+    sklearn_estimator,
+    sklearn_point,
+    train_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -345,33 +352,6 @@ def _rank(metric: str) -> Callable[[Trial], float]:
 
 # --- scikit-learn baseline: GridSearchCV on the predefined train/validation split ----------
 
-SKLEARN_AXES = {
-    "model.hidden_units": "hidden_layer_sizes",
-    "model.activation": "activation",
-    "model.l2": "alpha",
-    "train.learning_rate": "learning_rate_init",
-    "train.batch_size": "batch_size",
-    "train.optimizer": "solver",
-    "train.momentum": "momentum",
-    "train.seed": "random_state",
-}
-SKLEARN_ACTIVATIONS = {"sigmoid": "logistic"}
-
-
-def _sklearn_value(axis: str, value: Any) -> Any:
-    if axis == "model.hidden_units":
-        return tuple(value)
-    return SKLEARN_ACTIVATIONS.get(value, value) if axis == "model.activation" else value
-
-
-def _sklearn_point(point: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(point) - set(SKLEARN_AXES))
-    if unknown:
-        raise UserError(
-            f"tune.grid axes {unknown} have no sklearn_mlp counterpart; use {sorted(SKLEARN_AXES)}"
-        )
-    return {SKLEARN_AXES[axis]: _sklearn_value(axis, value) for axis, value in point.items()}
-
 
 def sklearn_scoring(metric: str, task: str) -> str:
     """The scikit-learn scorer for a Keras-style `val_*` metric (higher is better)."""
@@ -387,20 +367,6 @@ def sklearn_scoring(metric: str, task: str) -> str:
     return scorers[name]
 
 
-def sklearn_estimator(params: Params) -> Any:
-    """An unfitted MLPClassifier/MLPRegressor with the configured base values."""
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-    model = MLPRegressor if params.dataset.task == "regression" else MLPClassifier
-    base = {
-        axis: _sklearn_value(axis, getattr(getattr(params, axis.split(".")[0]), axis.split(".")[1]))
-        for axis in SKLEARN_AXES
-    }
-    return model(
-        **{SKLEARN_AXES[axis]: value for axis, value in base.items()}, max_iter=params.tune.epochs
-    )
-
-
 def search_sklearn(
     params: Params, points: list[dict[str, Any]], splits: tuple[Split, Split]
 ) -> list[Trial]:
@@ -412,10 +378,10 @@ def search_sklearn(
     x = np.concatenate([s.x.reshape(len(s.x), -1) for s in splits])
     y = np.concatenate([train_split.y, val_split.y])
     fold = np.r_[np.full(len(train_split.y), -1), np.zeros(len(val_split.y))]
-    grid = [{k: [v] for k, v in _sklearn_point(p).items()} for p in points]
+    grid = [{k: [v] for k, v in sklearn_point(p).items()} for p in points]
     tune = params.tune
     search_cv = GridSearchCV(
-        sklearn_estimator(params),
+        sklearn_estimator(with_overrides(params, {"train.epochs": tune.epochs})),
         grid,
         scoring=sklearn_scoring(tune.metric, params.dataset.task),
         cv=PredefinedSplit(fold),

@@ -91,6 +91,15 @@ def make_project(target: Path, params: dict[str, dict[str, object]] | None = Non
     return target
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking_store_leaks() -> Iterator[None]:
+    """mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI: without
+    this, a test's store would become the next test's, and that of the commands it runs."""
+    yield
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(key, None)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A throw-away checkout with fast params, as the working directory."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from tasks.train import (
     early_stopping,
     head_for,
     precision_policy,
+    sklearn_estimator,
     train_model,
+    train_sklearn,
 )
 
 
@@ -248,3 +251,101 @@ def test_the_backup_is_keyed_by_params_and_data() -> None:
     assert key.parent == params.paths.checkpoints
     assert key != backup_dir_for(with_overrides(params, {"train.epochs": 4}), data)
     assert key != backup_dir_for(params, _images(48, 5))
+
+
+# --- scikit-learn's MLP (model.type sklearn_mlp) --------------------------------------------
+
+
+def _mlp(task: str = "classification", **train: object) -> Params:
+    return parse_params(
+        {
+            "dataset": {"task": task},
+            "model": {"type": "sklearn_mlp", "hidden_units": [16], "dropout": 0.0},
+            "train": {"learning_rate": 0.01, "batch_size": 32, **train},
+        }
+    )
+
+
+def _separable(n: int = 400) -> tuple[Split, Split]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 2)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    cut = n * 3 // 4
+    return Split(x[:cut], y[:cut]), Split(x[cut:], y[cut:])
+
+
+def test_one_sklearn_factory_for_tune_and_train() -> None:
+    params = with_overrides(
+        _mlp(), {"model.activation": "sigmoid", "model.hidden_units": [8, 4], "train.epochs": 7}
+    )
+    estimator = sklearn_estimator(params)
+    settings = estimator.get_params()
+    assert type(estimator).__name__ == "MLPClassifier"
+    assert settings["hidden_layer_sizes"] == (8, 4) and settings["activation"] == "logistic"
+    assert (settings["max_iter"], settings["learning_rate_init"], settings["random_state"]) == (
+        7,
+        0.01,
+        42,
+    )
+    assert type(sklearn_estimator(_mlp("regression"))).__name__ == "MLPRegressor"
+
+
+def test_sklearn_mlp_trains_epoch_by_epoch_with_keras_style_curves() -> None:
+    params = _mlp(epochs=12, early_stopping={"patience": 12})
+    estimator, curves = train_sklearn(params, *_separable())
+    assert list(curves.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert curves["epoch"].tolist() == list(range(1, 13))
+    assert curves["loss"].tolist() == estimator.loss_curve_  # sklearn's own, one per epoch
+    assert curves["loss"].iloc[-1] < curves["loss"].iloc[0]
+    assert curves["val_accuracy"].max() > 0.9
+    assert estimator.get_params()["random_state"] == 42  # saved with its seed, not a generator
+
+
+def test_sklearn_mlp_stops_early_and_keeps_its_best_epoch() -> None:
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 10)).astype("float32")
+    y = rng.integers(0, 2, 300)  # nothing to learn: the validation loss soon only grows
+    params = with_overrides(
+        _mlp(epochs=60, learning_rate=0.02, early_stopping={"patience": 3}),
+        {"model.hidden_units": [64]},
+    )
+    estimator, curves = train_sklearn(params, Split(x[:200], y[:200]), Split(x[200:], y[200:]))
+    best = int(curves["val_loss"].idxmin())
+    assert len(curves) == best + 1 + 3 < 60, "stopped `patience` epochs after the best one"
+    restored = log_loss(y[200:], estimator.predict_proba(x[200:]))
+    assert restored == pytest.approx(curves["val_loss"].min(), rel=1e-5)
+
+
+def test_sklearn_mlp_flattens_images_and_does_regression() -> None:
+    rng = np.random.default_rng(2)
+    images = rng.random((80, 4, 4, 1)).astype("float32")
+    target = (images.mean(axis=(1, 2, 3)) * 10).astype("float32")
+    params = _mlp("regression", epochs=3, early_stopping={"monitor": "val_mae"})
+    estimator, curves = train_sklearn(
+        params, Split(images[:60], target[:60]), Split(images[60:], target[60:])
+    )
+    assert list(curves.columns) == ["epoch", "loss", "mae", "val_loss", "val_mae"]
+    assert estimator.n_features_in_ == 16 and len(curves) == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"train": {"augmentation": {"zoom": 0.1}}}, "train.augmentation"),
+        ({"train": {"optimizer": "rmsprop"}}, "train.optimizer"),
+        ({"model": {"activation": "swish"}}, "model.activation"),
+        ({"train": {"lr_decay": "plateau"}}, "train.lr_decay"),
+        ({"model": {"l1": 0.01}}, "model.l1"),
+        ({"train": {"early_stopping": {"monitor": "val_mae"}}}, "train.early_stopping.monitor"),
+    ],
+)
+def test_what_the_sklearn_mlp_cannot_honour_stops_with_its_key(
+    change: dict[str, dict[str, object]], key: str
+) -> None:
+    raw = {"model": {"type": "sklearn_mlp"}, "train": {}}
+    for section, values in change.items():
+        raw[section] = {**raw[section], **values}
+    with pytest.raises(UserError, match=f"^{re.escape(key)} "):
+        sklearn_estimator(parse_params(raw))

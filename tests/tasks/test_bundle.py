@@ -1,0 +1,62 @@
+"""The served bundle holds a Keras network or a fitted scikit-learn estimator, and serves both
+the same way: raw rows in, `prediction` and `proba_<class>` out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.bundle import load_network, network_file, predict_rows, save_network
+from tasks.config import CleanParams, DatasetParams, StandardizeParams
+from tasks.datafiles import Arrays
+from tasks.runtime import UserError
+from tasks.standardize import Preprocessor, fit_preprocessor
+from tasks.train import flat_rows
+
+
+def _fitted(train: Any, task: str = "classification") -> tuple[Any, Preprocessor]:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    dataset = DatasetParams(task=task)  # type: ignore[arg-type]
+    preprocessor = fit_preprocessor(train, StandardizeParams(), CleanParams(), dataset)
+    x = flat_rows(preprocessor.transform(train))
+    y = preprocessor.encode_labels(train.y if isinstance(train, Arrays) else train["label"])
+    model = MLPRegressor if task == "regression" else MLPClassifier
+    return model(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(x, y), preprocessor
+
+
+def test_a_sklearn_network_serves_images_and_survives_saving(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = Arrays(rng.uniform(0, 16, (40, 4, 4, 1)).astype("float32"), np.arange(40) % 3 + 5)
+    estimator, preprocessor = _fitted(images)
+    served = predict_rows(estimator, preprocessor, images.x)
+    assert list(served.columns) == ["prediction", "proba_5", "proba_6", "proba_7"]
+    proba = estimator.predict_proba(flat_rows(preprocessor.transform(images.x)))
+    np.testing.assert_allclose(served.filter(like="proba_"), proba, rtol=1e-6)
+    assert set(served["prediction"]) <= {5, 6, 7}, "labels decoded, not class codes"
+
+    path = save_network(estimator, tmp_path)
+    assert path.name == "model.pkl" and network_file(tmp_path) == path
+    pd.testing.assert_frame_equal(predict_rows(load_network(path), preprocessor, images.x), served)
+
+
+def test_a_sklearn_network_serves_binary_and_regression_tables() -> None:
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    binary = table.assign(label=(table["a"] > 0).astype(int))
+    served = predict_rows(*_fitted(binary), binary)  # the label column is dropped, not used
+    assert list(served.columns) == ["prediction", "proba_0", "proba_1"]
+    np.testing.assert_allclose(served["proba_0"] + served["proba_1"], 1.0, rtol=1e-6)
+
+    regression = table.assign(label=table["a"] * 3.0)
+    values = predict_rows(*_fitted(regression, "regression"), regression)
+    assert list(values.columns) == ["prediction"] and values["prediction"].std() > 0
+
+
+def test_no_network_in_the_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="run the train stage first"):
+        network_file(tmp_path)
