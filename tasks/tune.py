@@ -202,6 +202,26 @@ def worker_threads(tune: TuneParams) -> int | None:
 
 
 @contextmanager
+def _shared_prefect_api() -> Iterator[None]:
+    """Point the runner's workers at this process's Prefect API.
+
+    Without PREFECT_API_URL, every worker process would start a temporary Prefect server of
+    its own before its first trial (about 6 s each, plus a server process per worker taking
+    CPU from the trials); the URL travels to the workers in the runner's settings context.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    # starts this process's temporary server if need be; the client is only asked its URL
+    url = str(get_client(sync_client=True).api_url).rstrip("/")
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield
+
+
+@contextmanager
 def open_runner(tune: TuneParams) -> Iterator[TrialMap]:
     """A TrialMap for `tune.runner`, kept open across halving rungs (workers start once)."""
     if tune.runner == "sequential":
@@ -211,7 +231,7 @@ def open_runner(tune: TuneParams) -> Iterator[TrialMap]:
     from prefect.cache_policies import NO_CACHE
 
     trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(train_trial)
-    with _task_runner(tune) as runner:
+    with _shared_prefect_api(), _task_runner(tune) as runner:
 
         def run_parallel(jobs: list[TrialJob]) -> list[TrialResult]:
             futures = [runner.submit(trial_task, parameters={"job": job}) for job in jobs]

@@ -13,6 +13,7 @@ from tasks.train import Split
 from tasks.tune import (
     Trial,
     TrialLog,
+    _shared_prefect_api,
     grid_points,
     halving_rungs,
     open_runner,
@@ -197,3 +198,16 @@ def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
     parent = mlflow.get_run(report["mlflow_run_id"])
     assert parent.data.metrics["tune_epochs_trained"] == 6
     assert "tune.best_params" in parent.data.tags
+
+
+def test_workers_are_pointed_at_this_process_prefect_api(prefect: None) -> None:
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    running = PREFECT_API_URL.value()  # the harness's temporary server
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert PREFECT_API_URL.value() is None  # as in `dvc repro` or a one-off flow run
+        with _shared_prefect_api():
+            # what the runner hands its workers: without it each starts a server of its own
+            handed = get_current_settings().to_environment_variables(exclude_unset=True)
+            assert handed["PREFECT_API_URL"] == running.rstrip("/")
+    assert PREFECT_API_URL.value() == running
