@@ -6,17 +6,21 @@ Writes `reports/tune.json` (the winning params, the score and the trial table) a
 also holds the trial table; `train` continues in that parent run.
 
 Trials run one by one or in parallel through a Prefect task runner (`tune.runner`: threads,
-processes, or a Dask cluster through prefect-dask). Workers only train and return their
-curves: every MLflow call is made by this process with an explicit `MlflowClient`, so a
-trial never depends on the fluent active-run stack (thread- and process-local) nor on a
-worker reaching the tracking store. `tune.pruning: halving` runs successive halving: every
-point gets a small epoch budget, the best 1/eta continue from their saved weights.
+processes, or a Dask cluster through prefect-dask). Worker processes start once per search,
+each with its share of the cores for TensorFlow, talk to this process's Prefect API rather
+than starting servers of their own, and (`processes`) map the arrays from files written once
+instead of receiving them with every trial. Workers only train and return their curves:
+every MLflow call is made by this process with an explicit `MlflowClient`, so a trial never
+depends on the fluent active-run stack (thread- and process-local) nor on a worker reaching
+the tracking store. `tune.pruning: halving` runs successive halving: every point gets a
+small epoch budget, the best 1/eta continue from their saved weights.
 `model.type: sklearn_mlp` tunes scikit-learn's MLP with GridSearchCV on a predefined
 train/validation split instead.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import math
@@ -26,7 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +61,10 @@ class TrialJob:
     params: Params
     point: dict[str, Any]
     epochs: int
-    train_split: Split
-    val_split: Split
+    splits: tuple[Split, Split] | None  # None: the (train, val) its worker process started with
     weights: bytes | None = None  # a saved .keras model to continue from (halving)
     keep_weights: bool = False
-    threads: int | None = None  # TF intra-op threads in a worker process
+    threads: int | None = None  # TF threads in a Dask worker (process workers set theirs once)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class TrialResult:
     history: dict[str, list[float]]
     error: str | None = None
     weights: bytes | None = None
+    tf_threads: int | None = None  # TF's intra-op threads where it trained (0: TF's default)
 
 
 def grid_points(tune: TuneParams) -> list[dict[str, Any]]:
@@ -104,6 +108,60 @@ def _limit_threads(threads: int | None) -> None:
         pass
 
 
+_WORKER: dict[str, Any] = {}  # a process worker's own state, set once by start_worker
+
+
+SPLIT_NAMES = ("train", "val")
+
+
+@contextmanager
+def _splits_on_disk(splits: tuple[Split, Split] | None) -> Iterator[str | None]:
+    """The (train, val) arrays written once as .npy files, for process workers to map.
+
+    Passing them as the workers' start-up arguments instead would make the parent wait for
+    each worker to import Prefect before it can start the next (a spawned worker reads its
+    arguments while unpickling them, and the arrays do not fit in the pipe's buffer).
+    """
+    if splits is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="tune-splits-") as folder:
+        for name, split in zip(SPLIT_NAMES, splits, strict=True):
+            np.save(Path(folder) / f"{name}-x.npy", split.x)
+            np.save(Path(folder) / f"{name}-y.npy", split.y)
+        yield folder
+
+
+def start_worker(threads: int, folder: str | None) -> None:
+    """Set up a `processes` worker once, before its first trial: TF limited to its share of
+    the cores and imported, and the (train, val) arrays mapped from `folder`, so that jobs
+    need not carry them."""
+    _limit_threads(threads)
+    import keras  # noqa: F401  (imported here once, not inside the first trial)
+
+    # Nothing imported so far is garbage: freezing it spares every later collection, and the
+    # worker's exit (about 0.7 s with TensorFlow loaded), from scanning it again.
+    gc.collect()
+    gc.freeze()
+    if folder is not None:
+        _WORKER["splits"] = tuple(
+            Split(
+                np.load(Path(folder) / f"{name}-x.npy", mmap_mode="r"),
+                np.load(Path(folder) / f"{name}-y.npy", mmap_mode="r"),
+            )
+            for name in SPLIT_NAMES
+        )
+
+
+def _job_splits(job: TrialJob) -> tuple[Split, Split]:
+    if job.splits is not None:
+        return job.splits
+    if "splits" not in _WORKER:
+        raise RuntimeError("a trial job without arrays ran outside a started worker process")
+    splits: tuple[Split, Split] = _WORKER["splits"]
+    return splits
+
+
 def _to_bytes(network: Any) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "trial.keras"
@@ -124,18 +182,19 @@ def train_trial(job: TrialJob) -> TrialResult:
     """Train one grid point (from scratch, or on from saved weights); never raises."""
     try:
         _limit_threads(job.threads)
+        train_split, val_split = _job_splits(job)
         trial_params = with_overrides(job.params, {**job.point, "train.epochs": job.epochs})
         if job.weights is None:
-            network, history = train_model(trial_params, job.train_split, job.val_split)
+            network, history = train_model(trial_params, train_split, val_split)
         else:
             network = _from_bytes(job.weights)
             history = fit_model(
-                network, job.train_split, job.val_split, trial_params.train, epochs=job.epochs
+                network, train_split, val_split, trial_params.train, epochs=job.epochs
             )
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-        return TrialResult(
-            job.point, curves, None, _to_bytes(network) if job.keep_weights else None
-        )
+        weights = _to_bytes(network) if job.keep_weights else None
+        threads = import_tensorflow().config.threading.get_intra_op_parallelism_threads()
+        return TrialResult(job.point, curves, None, weights, threads)
     except Exception as error:  # one failed trial must not sink the search
         log.warning("tune: trial %s failed: %s", job.point, error)
         return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")
@@ -154,7 +213,7 @@ def to_trial(result: TrialResult, metric: str) -> Trial:
 
 def run_trial(params: Params, point: dict[str, Any], train_split: Split, val_split: Split) -> Trial:
     """Train one grid point for tune.epochs and score it on the validation split."""
-    job = TrialJob(params, point, params.tune.epochs, train_split, val_split)
+    job = TrialJob(params, point, params.tune.epochs, (train_split, val_split))
     return to_trial(train_trial(job), params.tune.metric)
 
 
@@ -176,8 +235,8 @@ def run_sequentially(jobs: list[TrialJob]) -> list[TrialResult]:
     return [train_trial(job) for job in jobs]
 
 
-def _task_runner(tune: TuneParams) -> Any:
-    """The Prefect task runner `tune.runner` names."""
+def _task_runner(tune: TuneParams, folder: str | None) -> Any:
+    """The Prefect task runner `tune.runner` names; process workers map the splits in folder."""
     if tune.runner == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -185,7 +244,11 @@ def _task_runner(tune: TuneParams) -> Any:
     if tune.runner == "processes":
         from prefect.task_runners import ProcessPoolTaskRunner
 
-        return ProcessPoolTaskRunner(max_workers=tune.workers)
+        return ProcessPoolTaskRunner(
+            max_workers=tune.workers,
+            initializer=start_worker,
+            initargs=(max(1, _cores() // tune.workers), folder),
+        )
     from prefect_dask import DaskTaskRunner
 
     if tune.dask_address:
@@ -194,11 +257,16 @@ def _task_runner(tune: TuneParams) -> Any:
     return DaskTaskRunner(cluster_kwargs={**local, "dashboard_address": None})
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+
+
 def worker_threads(tune: TuneParams) -> int | None:
-    """TF threads per trial in a worker process: the cores shared out (None: in-process)."""
-    if tune.runner in ("sequential", "threads") or tune.dask_address:
+    """TF threads per trial set by the job: a local Dask worker's share of the cores (None:
+    in-process runners keep TF's default, process workers set theirs when they start)."""
+    if tune.runner != "dask" or tune.dask_address:
         return None
-    return max(1, len(os.sched_getaffinity(0)) // tune.workers)  # the cores this may use
+    return max(1, _cores() // tune.workers)
 
 
 @contextmanager
@@ -222,8 +290,12 @@ def _shared_prefect_api() -> Iterator[None]:
 
 
 @contextmanager
-def open_runner(tune: TuneParams) -> Iterator[TrialMap]:
-    """A TrialMap for `tune.runner`, kept open across halving rungs (workers start once)."""
+def open_runner(tune: TuneParams, splits: tuple[Split, Split] | None = None) -> Iterator[TrialMap]:
+    """A TrialMap for `tune.runner`, kept open across halving rungs (workers start once).
+
+    With `processes`, each worker process receives `splits` once when it starts, and jobs on
+    those very splits are sent without their arrays.
+    """
     if tune.runner == "sequential":
         yield run_sequentially
         return
@@ -231,10 +303,16 @@ def open_runner(tune: TuneParams) -> Iterator[TrialMap]:
     from prefect.cache_policies import NO_CACHE
 
     trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(train_trial)
-    with _shared_prefect_api(), _task_runner(tune) as runner:
+    held = splits if tune.runner == "processes" else None
+    with (
+        _shared_prefect_api(),
+        _splits_on_disk(held) as folder,
+        _task_runner(tune, folder) as runner,
+    ):
 
         def run_parallel(jobs: list[TrialJob]) -> list[TrialResult]:
-            futures = [runner.submit(trial_task, parameters={"job": job}) for job in jobs]
+            light = [replace(j, splits=None) if held and j.splits is held else j for j in jobs]
+            futures = [runner.submit(trial_task, parameters={"job": job}) for job in light]
             return [future.result() for future in futures]
 
         yield run_parallel
@@ -276,22 +354,23 @@ class TrialLog:
         self.curves[key] = merged
         trial = to_trial(TrialResult(result.point, merged, result.error), metric)
         if self.client is not None:
-            self._log_curves(key, result.history, done, trial)
+            self._log_curves(key, result, done, trial)
         return trial
 
-    def _log_curves(
-        self, key: str, history: dict[str, list[float]], done: int, trial: Trial
-    ) -> None:
-        from mlflow.entities import Metric
+    def _log_curves(self, key: str, result: TrialResult, done: int, trial: Trial) -> None:
+        from mlflow.entities import Metric, RunTag
 
         rows = [
             Metric(name, value, 0, done + step)
-            for name, values in history.items()
+            for name, values in result.history.items()
             for step, value in enumerate(values)
         ]
+        tags = []
         if trial.status == "ok":
             rows.append(Metric("score", trial.score, 0, trial.epochs))
-        self.client.log_batch(self.run_ids[key], metrics=rows)
+        if result.tf_threads is not None:
+            tags.append(RunTag("tune.tf_threads", str(result.tf_threads)))
+        self.client.log_batch(self.run_ids[key], metrics=rows, tags=tags)
 
     def finish(self, trial: Trial, pruned: bool) -> None:
         if self.client is None:
@@ -334,7 +413,7 @@ def search(
         last = index == len(rungs) - 1
         jobs = [
             TrialJob(
-                params, p, epochs - done, *splits, weights[str(p)], not last, worker_threads(tune)
+                params, p, epochs - done, splits, weights[str(p)], not last, worker_threads(tune)
             )
             for p in alive
         ]
@@ -481,10 +560,11 @@ def tune_trials(
             trial_log.record(TrialResult(trial.point, curves, trial.error), params.tune.metric)
             trial_log.finish(trial, pruned=False)
         return trials, sum(t.epochs for t in trials)
-    import_tensorflow()
+    if params.tune.runner in ("sequential", "threads") or runner is not None:
+        import_tensorflow()  # trials train in this process (worker processes import their own)
     if runner is not None:
         return search(params, points, splits, runner, trial_log)
-    with open_runner(params.tune) as run_map:
+    with open_runner(params.tune, splits) as run_map:
         return search(params, points, splits, run_map, trial_log)
 
 

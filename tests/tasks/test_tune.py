@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from tasks.runtime import UserError
 from tasks.train import Split
 from tasks.tune import (
     Trial,
+    TrialJob,
     TrialLog,
+    TrialResult,
     _shared_prefect_api,
     grid_points,
     halving_rungs,
@@ -22,6 +25,7 @@ from tasks.tune import (
     score_history,
     search,
     search_sklearn,
+    train_trial,
 )
 from tasks.tune import run as tune_run
 
@@ -65,6 +69,11 @@ def test_a_failing_trial_is_recorded_not_raised() -> None:
     params = parse_params({"model": {"type": "cnn"}, "tune": {"epochs": 1}})
     trial = run_trial(params, {}, *_splits())  # a CNN cannot take flat rows
     assert trial.status == "failed" and "cnn needs images" in (trial.error or "")
+
+
+def test_a_job_without_arrays_runs_only_in_a_started_worker() -> None:
+    result = train_trial(TrialJob(parse_params({"tune": {"epochs": 1}}), {}, 1, None))
+    assert "outside a started worker process" in (result.error or "")
 
 
 def test_a_trial_trains_and_scores_on_validation() -> None:
@@ -211,3 +220,28 @@ def test_workers_are_pointed_at_this_process_prefect_api(prefect: None) -> None:
             handed = get_current_settings().to_environment_variables(exclude_unset=True)
             assert handed["PREFECT_API_URL"] == running.rstrip("/")
     assert PREFECT_API_URL.value() == running
+
+
+@pytest.mark.slow
+def test_processes_runner_gives_each_worker_its_share_of_the_cores(prefect: None) -> None:
+    grid = {"train.learning_rate": [0.05, 1e-9], "model.type": ["dense", "cnn"]}
+    tune = {"epochs": 4, "grid": grid, "pruning": "halving", "metric": "val_loss"}
+    params = _dense({**tune, "runner": "processes", "workers": 2})
+    points, splits = grid_points(params.tune), _splits()
+    one_by_one, _ = search(_dense(tune), points, splits)
+    results: list[TrialResult] = []
+    with open_runner(params.tune, splits) as parallel:
+
+        def recorded(jobs: list[TrialJob]) -> list[TrialResult]:
+            results.extend(parallel(jobs))
+            return results[-len(jobs) :]
+
+        in_parallel, trained = search(params, points, splits, recorded)
+    assert [(t.point, t.status, t.epochs) for t in in_parallel] == [
+        (t.point, t.status, t.epochs) for t in one_by_one
+    ]
+    assert [t.status for t in in_parallel] == ["ok", "failed", "ok", "failed"] and trained == 6
+    # three rungs, every job sent without its arrays: the workers read them once, from files
+    assert len(results) == 4 + 2 + 1 and all("worker" not in (r.error or "") for r in results)
+    cores = len(os.sched_getaffinity(0))
+    assert {r.tf_threads for r in results if r.error is None} == {max(1, cores // 2)}
