@@ -13,7 +13,8 @@ instead of receiving them with every trial. Workers only train and return their 
 every MLflow call is made by this process with an explicit `MlflowClient`, so a trial never
 depends on the fluent active-run stack (thread- and process-local) nor on a worker reaching
 the tracking store. `tune.pruning: halving` runs successive halving: every point gets a
-small epoch budget, the best 1/eta continue from where they stopped.
+small epoch budget, the best 1/eta continue from where they stopped. The best point has the
+best `tune.metric`; ties go to the lower validation loss, then to the earlier grid point.
 `model.type: sklearn_mlp` tunes scikit-learn's MLP with GridSearchCV on a predefined
 train/validation split instead.
 """
@@ -52,6 +53,7 @@ class Trial:
     epochs: int
     status: str
     error: str | None = None
+    val_loss: float = math.nan  # the lowest validation loss over the epochs: breaks score ties
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,9 @@ def to_trial(result: TrialResult, metric: str) -> Trial:
         score = score_history(result.history, metric)
     except KeyError as error:
         return Trial(result.point, math.nan, 0, "failed", f"KeyError: {error}")
-    return Trial(result.point, score, len(next(iter(result.history.values()), [])), "ok")
+    epochs = len(next(iter(result.history.values()), []))
+    losses = result.history.get("val_loss") or [math.nan]
+    return Trial(result.point, score, epochs, "ok", val_loss=min(losses))
 
 
 def run_trial(params: Params, point: dict[str, Any], train_split: Split, val_split: Split) -> Trial:
@@ -232,13 +236,24 @@ def run_trial(params: Params, point: dict[str, Any], train_split: Split, val_spl
     return to_trial(train_trial(job), params.tune.metric)
 
 
+def rank_key(metric: str) -> Callable[[Trial], tuple[float, float]]:
+    """Sort key, best trial first: the score, then the lower validation loss.
+
+    A small validation split often gives several points the same accuracy (1.0 on digits);
+    the loss says which of them fits the validation data better. Points tied on both keep
+    grid order (sorting and min are stable).
+    """
+    sign = 1 if minimize(metric) else -1
+    return lambda t: (sign * t.score, t.val_loss if math.isfinite(t.val_loss) else math.inf)
+
+
 def pick_best(trials: Iterable[Trial], metric: str) -> Trial:
-    """The trial with the best score; ties go to the earlier grid point."""
+    """The trial with the best score; ties go to the lower validation loss, then the earlier
+    grid point."""
     scored = [t for t in trials if t.status == "ok"]
     if not scored:
         raise RuntimeError("tune: every trial failed; see reports/tune.json")
-    sign = 1 if minimize(metric) else -1
-    return min(scored, key=lambda t: sign * t.score)
+    return min(scored, key=rank_key(metric))
 
 
 # --- runners: map a list of jobs to their results, in order ---------------------------------
@@ -438,7 +453,7 @@ def search(
             models[str(result.point)] = result.model
             latest[str(result.point)] = trial = trial_log.record(result, tune.metric)
             trained += max(trial.epochs - done, 0)
-        ranked = sorted(_ok(latest, alive), key=_rank(tune.metric))
+        ranked = sorted(_ok(latest, alive), key=rank_key(tune.metric))
         keep = ranked if last else ranked[: rungs[index + 1][0]]
         for trial in (latest[str(p)] for p in alive):
             if last or trial not in keep:
@@ -453,11 +468,6 @@ def search(
 
 def _ok(latest: dict[str, Trial], alive: list[dict[str, Any]]) -> list[Trial]:
     return [latest[str(p)] for p in alive if latest[str(p)].status == "ok"]
-
-
-def _rank(metric: str) -> Callable[[Trial], float]:
-    sign = 1 if minimize(metric) else -1
-    return lambda t: sign * t.score
 
 
 # --- scikit-learn baseline: GridSearchCV on the predefined train/validation split ----------

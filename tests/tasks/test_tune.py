@@ -21,10 +21,12 @@ from tasks.tune import (
     halving_rungs,
     open_runner,
     pick_best,
+    rank_key,
     run_trial,
     score_history,
     search,
     search_sklearn,
+    to_trial,
     train_trial,
 )
 from tasks.tune import run as tune_run
@@ -56,6 +58,27 @@ def test_pick_best_skips_failed_trials() -> None:
     assert pick_best(trials, "val_loss").point == {"a": 1}
     with pytest.raises(RuntimeError, match="every trial failed"):
         pick_best(trials[1:2], "val_accuracy")
+
+
+def test_ties_on_the_metric_go_to_the_lower_validation_loss() -> None:
+    trials = [
+        Trial({"a": 1}, 1.0, 3, "ok", val_loss=0.05),
+        Trial({"a": 2}, 1.0, 3, "ok", val_loss=0.02),
+        Trial({"a": 3}, 0.9, 3, "ok", val_loss=0.01),
+        Trial({"a": 4}, 1.0, 3, "ok", val_loss=0.02),  # tied on both with a=2: grid order
+        Trial({"a": 5}, 1.0, 3, "ok"),  # no loss recorded: after the tied ones that have one
+    ]
+    ranked = sorted(trials, key=rank_key("val_accuracy"))
+    assert [t.point["a"] for t in ranked] == [2, 4, 1, 5, 3]
+    assert pick_best(trials, "val_accuracy").point == {"a": 2}
+    assert pick_best(reversed(trials), "val_accuracy").point == {"a": 4}
+
+
+def test_a_trial_keeps_its_lowest_validation_loss() -> None:
+    curves = {"val_accuracy": [0.5, 1.0, 1.0], "val_loss": [0.9, 0.3, 0.4]}
+    trial = to_trial(TrialResult({}, curves), "val_accuracy")
+    assert (trial.score, trial.val_loss, trial.epochs) == (1.0, 0.3, 3)
+    assert math.isnan(to_trial(TrialResult({}, {"val_mae": [2.0]}), "val_mae").val_loss)
 
 
 def _splits() -> tuple[Split, Split]:
