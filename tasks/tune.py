@@ -30,7 +30,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -306,6 +306,7 @@ def _shared_prefect_api() -> Iterator[None]:
     Without PREFECT_API_URL, every worker process would start a temporary Prefect server of
     its own before its first trial (about 6 s each, plus a server process per worker taking
     CPU from the trials); the URL travels to the workers in the runner's settings context.
+    Not for an existing Dask cluster, whose workers may not reach this machine's 127.0.0.1.
     """
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -337,7 +338,7 @@ def open_runner(tune: TuneParams, splits: tuple[Split, Split] | None = None) -> 
     trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(trial)
     held = splits if tune.runner == "processes" else None
     with (
-        _shared_prefect_api(),
+        _shared_prefect_api() if not tune.dask_address else nullcontext(),
         _splits_on_disk(held) as folder,
         _task_runner(tune, folder) as runner,
     ):
