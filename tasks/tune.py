@@ -6,17 +6,22 @@ Writes `reports/tune.json` (the winning params, the score and the trial table) a
 also holds the trial table; `train` continues in that parent run.
 
 Trials run one by one or in parallel through a Prefect task runner (`tune.runner`: threads,
-processes, or a Dask cluster through prefect-dask). Workers only train and return their
-curves: every MLflow call is made by this process with an explicit `MlflowClient`, so a
-trial never depends on the fluent active-run stack (thread- and process-local) nor on a
-worker reaching the tracking store. `tune.pruning: halving` runs successive halving: every
-point gets a small epoch budget, the best 1/eta continue from their saved weights.
+processes, or a Dask cluster through prefect-dask). Worker processes start once per search,
+each with its share of the cores for TensorFlow, talk to this process's Prefect API rather
+than starting servers of their own, and (`processes`) map the arrays from files written once
+instead of receiving them with every trial. Workers only train and return their curves:
+every MLflow call is made by this process with an explicit `MlflowClient`, so a trial never
+depends on the fluent active-run stack (thread- and process-local) nor on a worker reaching
+the tracking store. `tune.pruning: halving` runs successive halving: every point gets a
+small epoch budget, the best 1/eta continue from where they stopped. The best point has the
+best `tune.metric`; ties go to the lower validation loss, then to the earlier grid point.
 `model.type: sklearn_mlp` tunes scikit-learn's MLP with GridSearchCV on a predefined
 train/validation split instead.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import math
@@ -25,8 +30,8 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +60,7 @@ class Trial:
     epochs: int
     status: str
     error: str | None = None
+    val_loss: float = math.nan  # the lowest validation loss over the epochs: breaks score ties
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,10 @@ class TrialJob:
     params: Params
     point: dict[str, Any]
     epochs: int
-    train_split: Split
-    val_split: Split
-    weights: bytes | None = None  # a saved .keras model to continue from (halving)
-    keep_weights: bool = False
-    threads: int | None = None  # TF intra-op threads in a worker process
+    splits: tuple[Split, Split] | None  # None: the (train, val) its worker process started with
+    model: Any = None  # the Keras model to continue (halving); its .keras bytes across processes
+    keep_model: bool = False
+    threads: int | None = None  # TF threads in a Dask worker (process workers set theirs once)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ class TrialResult:
     point: dict[str, Any]
     history: dict[str, list[float]]
     error: str | None = None
-    weights: bytes | None = None
+    model: Any = None  # with keep_model: the trained Keras model (.keras bytes from a worker)
+    tf_threads: int | None = None  # TF's intra-op threads where it trained (0: TF's default)
 
 
 def grid_points(tune: TuneParams) -> list[dict[str, Any]]:
@@ -111,6 +117,60 @@ def _limit_threads(threads: int | None) -> None:
         pass
 
 
+_WORKER: dict[str, Any] = {}  # a process worker's own state, set once by start_worker
+
+
+SPLIT_NAMES = ("train", "val")
+
+
+@contextmanager
+def _splits_on_disk(splits: tuple[Split, Split] | None) -> Iterator[str | None]:
+    """The (train, val) arrays written once as .npy files, for process workers to map.
+
+    Passing them as the workers' start-up arguments instead would make the parent wait for
+    each worker to import Prefect before it can start the next (a spawned worker reads its
+    arguments while unpickling them, and the arrays do not fit in the pipe's buffer).
+    """
+    if splits is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="tune-splits-") as folder:
+        for name, split in zip(SPLIT_NAMES, splits, strict=True):
+            np.save(Path(folder) / f"{name}-x.npy", split.x)
+            np.save(Path(folder) / f"{name}-y.npy", split.y)
+        yield folder
+
+
+def start_worker(threads: int, folder: str | None) -> None:
+    """Set up a `processes` worker once, before its first trial: TF limited to its share of
+    the cores and imported, and the (train, val) arrays mapped from `folder`, so that jobs
+    need not carry them."""
+    _limit_threads(threads)
+    import keras  # noqa: F401  (imported here once, not inside the first trial)
+
+    # Nothing imported so far is garbage: freezing it spares every later collection, and the
+    # worker's exit (about 0.7 s with TensorFlow loaded), from scanning it again.
+    gc.collect()
+    gc.freeze()
+    if folder is not None:
+        _WORKER["splits"] = tuple(
+            Split(
+                np.load(Path(folder) / f"{name}-x.npy", mmap_mode="r"),
+                np.load(Path(folder) / f"{name}-y.npy", mmap_mode="r"),
+            )
+            for name in SPLIT_NAMES
+        )
+
+
+def _job_splits(job: TrialJob) -> tuple[Split, Split]:
+    if job.splits is not None:
+        return job.splits
+    if "splits" not in _WORKER:
+        raise RuntimeError("a trial job without arrays ran outside a started worker process")
+    splits: tuple[Split, Split] = _WORKER["splits"]
+    return splits
+
+
 def _to_bytes(network: Any) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "trial.keras"
@@ -128,23 +188,39 @@ def _from_bytes(weights: bytes) -> Any:
 
 
 def train_trial(job: TrialJob) -> TrialResult:
-    """Train one grid point (from scratch, or on from saved weights); never raises."""
+    """Train one grid point (from scratch, or on from a model); never raises.
+
+    A model continued in the same process keeps its traced training step (about 0.7 s per
+    job saved on small models); one from bytes is traced again.
+    """
     try:
         _limit_threads(job.threads)
+        train_split, val_split = _job_splits(job)
         trial_params = with_overrides(job.params, {**job.point, "train.epochs": job.epochs})
-        if job.weights is None:
-            network, history = train_model(trial_params, job.train_split, job.val_split)
+        if job.model is None:
+            network, history = train_model(trial_params, train_split, val_split)
         else:
-            network = _from_bytes(job.weights)
+            network = _from_bytes(job.model) if isinstance(job.model, bytes) else job.model
             history = fit_model(
-                network, job.train_split, job.val_split, trial_params.train, epochs=job.epochs
+                network, train_split, val_split, trial_params.train, epochs=job.epochs
             )
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-        return TrialResult(
-            job.point, curves, None, _to_bytes(network) if job.keep_weights else None
-        )
+        threads = import_tensorflow().config.threading.get_intra_op_parallelism_threads()
+        return TrialResult(job.point, curves, None, network if job.keep_model else None, threads)
     except Exception as error:  # one failed trial must not sink the search
         log.warning("tune: trial %s failed: %s", job.point, error)
+        return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")
+
+
+def train_trial_remotely(job: TrialJob) -> TrialResult:
+    """train_trial in a worker process: the model it keeps travels back as .keras bytes."""
+    result = train_trial(job)
+    if result.model is None:
+        return result
+    try:
+        return replace(result, model=_to_bytes(result.model))
+    except Exception as error:  # like a failed trial: recorded, and the search goes on
+        log.warning("tune: trial %s could not be saved: %s", job.point, error)
         return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")
 
 
@@ -156,22 +232,35 @@ def to_trial(result: TrialResult, metric: str) -> Trial:
         score = score_history(result.history, metric)
     except KeyError as error:
         return Trial(result.point, math.nan, 0, "failed", f"KeyError: {error}")
-    return Trial(result.point, score, len(next(iter(result.history.values()), [])), "ok")
+    epochs = len(next(iter(result.history.values()), []))
+    losses = result.history.get("val_loss") or [math.nan]
+    return Trial(result.point, score, epochs, "ok", val_loss=min(losses))
 
 
 def run_trial(params: Params, point: dict[str, Any], train_split: Split, val_split: Split) -> Trial:
     """Train one grid point for tune.epochs and score it on the validation split."""
-    job = TrialJob(params, point, params.tune.epochs, train_split, val_split)
+    job = TrialJob(params, point, params.tune.epochs, (train_split, val_split))
     return to_trial(train_trial(job), params.tune.metric)
 
 
+def rank_key(metric: str) -> Callable[[Trial], tuple[float, float]]:
+    """Sort key, best trial first: the score, then the lower validation loss.
+
+    A small validation split often gives several points the same accuracy (1.0 on digits);
+    the loss says which of them fits the validation data better. Points tied on both keep
+    grid order (sorting and min are stable).
+    """
+    sign = 1 if minimize(metric) else -1
+    return lambda t: (sign * t.score, t.val_loss if math.isfinite(t.val_loss) else math.inf)
+
+
 def pick_best(trials: Iterable[Trial], metric: str) -> Trial:
-    """The trial with the best score; ties go to the earlier grid point."""
+    """The trial with the best score; ties go to the lower validation loss, then the earlier
+    grid point."""
     scored = [t for t in trials if t.status == "ok"]
     if not scored:
         raise RuntimeError("tune: every trial failed; see reports/tune.json")
-    sign = 1 if minimize(metric) else -1
-    return min(scored, key=lambda t: sign * t.score)
+    return min(scored, key=rank_key(metric))
 
 
 # --- runners: map a list of jobs to their results, in order ---------------------------------
@@ -183,8 +272,8 @@ def run_sequentially(jobs: list[TrialJob]) -> list[TrialResult]:
     return [train_trial(job) for job in jobs]
 
 
-def _task_runner(tune: TuneParams) -> Any:
-    """The Prefect task runner `tune.runner` names."""
+def _task_runner(tune: TuneParams, folder: str | None) -> Any:
+    """The Prefect task runner `tune.runner` names; process workers map the splits in folder."""
     if tune.runner == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -192,7 +281,11 @@ def _task_runner(tune: TuneParams) -> Any:
     if tune.runner == "processes":
         from prefect.task_runners import ProcessPoolTaskRunner
 
-        return ProcessPoolTaskRunner(max_workers=tune.workers)
+        return ProcessPoolTaskRunner(
+            max_workers=tune.workers,
+            initializer=start_worker,
+            initargs=(max(1, _cores() // tune.workers), folder),
+        )
     from prefect_dask import DaskTaskRunner
 
     if tune.dask_address:
@@ -201,27 +294,65 @@ def _task_runner(tune: TuneParams) -> Any:
     return DaskTaskRunner(cluster_kwargs={**local, "dashboard_address": None})
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+
+
 def worker_threads(tune: TuneParams) -> int | None:
-    """TF threads per trial in a worker process: the cores shared out (None: in-process)."""
-    if tune.runner in ("sequential", "threads") or tune.dask_address:
+    """TF threads per trial set by the job: a local Dask worker's share of the cores (None:
+    in-process runners keep TF's default, process workers set theirs when they start)."""
+    if tune.runner != "dask" or tune.dask_address:
         return None
-    return max(1, len(os.sched_getaffinity(0)) // tune.workers)  # the cores this may use
+    return max(1, _cores() // tune.workers)
 
 
 @contextmanager
-def open_runner(tune: TuneParams) -> Iterator[TrialMap]:
-    """A TrialMap for `tune.runner`, kept open across halving rungs (workers start once)."""
+def _shared_prefect_api() -> Iterator[None]:
+    """Point the runner's workers at this process's Prefect API.
+
+    Without PREFECT_API_URL, every worker process would start a temporary Prefect server of
+    its own before its first trial (about 6 s each, plus a server process per worker taking
+    CPU from the trials); the URL travels to the workers in the runner's settings context.
+    Not for an existing Dask cluster, whose workers may not reach this machine's 127.0.0.1.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    # starts this process's temporary server if need be; the client is only asked its URL
+    url = str(get_client(sync_client=True).api_url).rstrip("/")
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield
+
+
+@contextmanager
+def open_runner(tune: TuneParams, splits: tuple[Split, Split] | None = None) -> Iterator[TrialMap]:
+    """A TrialMap for `tune.runner`, kept open across halving rungs (workers start once).
+
+    With `processes`, each worker process receives `splits` once when it starts, and jobs on
+    those very splits are sent without their arrays.
+    """
     if tune.runner == "sequential":
         yield run_sequentially
         return
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(train_trial)
-    with _task_runner(tune) as runner:
+    remote = tune.runner != "threads"
+    trial = train_trial_remotely if remote else train_trial
+    trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(trial)
+    held = splits if tune.runner == "processes" else None
+    with (
+        _shared_prefect_api() if not tune.dask_address else nullcontext(),
+        _splits_on_disk(held) as folder,
+        _task_runner(tune, folder) as runner,
+    ):
 
         def run_parallel(jobs: list[TrialJob]) -> list[TrialResult]:
-            futures = [runner.submit(trial_task, parameters={"job": job}) for job in jobs]
+            light = [replace(j, splits=None) if held and j.splits is held else j for j in jobs]
+            futures = [runner.submit(trial_task, parameters={"job": job}) for job in light]
             return [future.result() for future in futures]
 
         yield run_parallel
@@ -263,22 +394,23 @@ class TrialLog:
         self.curves[key] = merged
         trial = to_trial(TrialResult(result.point, merged, result.error), metric)
         if self.client is not None:
-            self._log_curves(key, result.history, done, trial)
+            self._log_curves(key, result, done, trial)
         return trial
 
-    def _log_curves(
-        self, key: str, history: dict[str, list[float]], done: int, trial: Trial
-    ) -> None:
-        from mlflow.entities import Metric
+    def _log_curves(self, key: str, result: TrialResult, done: int, trial: Trial) -> None:
+        from mlflow.entities import Metric, RunTag
 
         rows = [
             Metric(name, value, 0, done + step)
-            for name, values in history.items()
+            for name, values in result.history.items()
             for step, value in enumerate(values)
         ]
+        tags = []
         if trial.status == "ok":
             rows.append(Metric("score", trial.score, 0, trial.epochs))
-        self.client.log_batch(self.run_ids[key], metrics=rows)
+        if result.tf_threads is not None:
+            tags.append(RunTag("tune.tf_threads", str(result.tf_threads)))
+        self.client.log_batch(self.run_ids[key], metrics=rows, tags=tags)
 
     def finish(self, trial: Trial, pruned: bool) -> None:
         if self.client is None:
@@ -308,33 +440,34 @@ def search(
 ) -> tuple[list[Trial], int]:
     """Run the grid (or successive halving over it); return (trials, epochs trained in all).
 
-    Halving's survivors continue from their saved weights, so a point that reaches the last
+    Halving's survivors continue from their trained models, so a point that reaches the last
     rung has trained tune.epochs in all, like a point of the full grid.
     """
     tune, trial_log = params.tune, trial_log or TrialLog()
     full = [(len(points), tune.epochs)]
     rungs = halving_rungs(len(points), tune.epochs, tune.eta) if tune.pruning == "halving" else full
     latest: dict[str, Trial] = {}
-    weights: dict[str, bytes | None] = {str(p): None for p in points}
+    models: dict[str, Any] = {str(p): None for p in points}
     alive, done, trained = list(points), 0, 0
     for index, (_, epochs) in enumerate(rungs):
         last = index == len(rungs) - 1
         jobs = [
             TrialJob(
-                params, p, epochs - done, *splits, weights[str(p)], not last, worker_threads(tune)
+                params, p, epochs - done, splits, models[str(p)], not last, worker_threads(tune)
             )
             for p in alive
         ]
         for result in run(jobs):
-            weights[str(result.point)] = result.weights
+            models[str(result.point)] = result.model
             latest[str(result.point)] = trial = trial_log.record(result, tune.metric)
             trained += max(trial.epochs - done, 0)
-        ranked = sorted(_ok(latest, alive), key=_rank(tune.metric))
+        ranked = sorted(_ok(latest, alive), key=rank_key(tune.metric))
         keep = ranked if last else ranked[: rungs[index + 1][0]]
         for trial in (latest[str(p)] for p in alive):
             if last or trial not in keep:
                 trial_log.finish(trial, pruned=not last and trial.status == "ok")
         alive, done = [t.point for t in keep], epochs
+        models = {str(p): models[str(p)] for p in alive}  # let the pruned models go
         log.info(
             "tune: rung %d/%d at %d epochs, %d go on", index + 1, len(rungs), epochs, len(alive)
         )
@@ -343,11 +476,6 @@ def search(
 
 def _ok(latest: dict[str, Trial], alive: list[dict[str, Any]]) -> list[Trial]:
     return [latest[str(p)] for p in alive if latest[str(p)].status == "ok"]
-
-
-def _rank(metric: str) -> Callable[[Trial], float]:
-    sign = 1 if minimize(metric) else -1
-    return lambda t: sign * t.score
 
 
 # --- scikit-learn baseline: GridSearchCV on the predefined train/validation split ----------
@@ -427,10 +555,11 @@ def tune_trials(
             trial_log.record(TrialResult(trial.point, curves, trial.error), params.tune.metric)
             trial_log.finish(trial, pruned=False)
         return trials, sum(t.epochs for t in trials)
-    import_tensorflow()
+    if params.tune.runner in ("sequential", "threads") or runner is not None:
+        import_tensorflow()  # trials train in this process (worker processes import their own)
     if runner is not None:
         return search(params, points, splits, runner, trial_log)
-    with open_runner(params.tune) as run_map:
+    with open_runner(params.tune, splits) as run_map:
         return search(params, points, splits, run_map, trial_log)
 
 

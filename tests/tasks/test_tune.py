@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,15 +13,21 @@ from tasks.runtime import UserError
 from tasks.train import Split
 from tasks.tune import (
     Trial,
+    TrialJob,
     TrialLog,
+    TrialResult,
+    _shared_prefect_api,
     grid_points,
     halving_rungs,
     open_runner,
     pick_best,
+    rank_key,
     run_trial,
     score_history,
     search,
     search_sklearn,
+    to_trial,
+    train_trial,
 )
 from tasks.tune import run as tune_run
 
@@ -53,6 +60,27 @@ def test_pick_best_skips_failed_trials() -> None:
         pick_best(trials[1:2], "val_accuracy")
 
 
+def test_ties_on_the_metric_go_to_the_lower_validation_loss() -> None:
+    trials = [
+        Trial({"a": 1}, 1.0, 3, "ok", val_loss=0.05),
+        Trial({"a": 2}, 1.0, 3, "ok", val_loss=0.02),
+        Trial({"a": 3}, 0.9, 3, "ok", val_loss=0.01),
+        Trial({"a": 4}, 1.0, 3, "ok", val_loss=0.02),  # tied on both with a=2: grid order
+        Trial({"a": 5}, 1.0, 3, "ok"),  # no loss recorded: after the tied ones that have one
+    ]
+    ranked = sorted(trials, key=rank_key("val_accuracy"))
+    assert [t.point["a"] for t in ranked] == [2, 4, 1, 5, 3]
+    assert pick_best(trials, "val_accuracy").point == {"a": 2}
+    assert pick_best(reversed(trials), "val_accuracy").point == {"a": 4}
+
+
+def test_a_trial_keeps_its_lowest_validation_loss() -> None:
+    curves = {"val_accuracy": [0.5, 1.0, 1.0], "val_loss": [0.9, 0.3, 0.4]}
+    trial = to_trial(TrialResult({}, curves), "val_accuracy")
+    assert (trial.score, trial.val_loss, trial.epochs) == (1.0, 0.3, 3)
+    assert math.isnan(to_trial(TrialResult({}, {"val_mae": [2.0]}), "val_mae").val_loss)
+
+
 def _splits() -> tuple[Split, Split]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
@@ -64,6 +92,11 @@ def test_a_failing_trial_is_recorded_not_raised() -> None:
     params = parse_params({"model": {"type": "cnn"}, "tune": {"epochs": 1}})
     trial = run_trial(params, {}, *_splits())  # a CNN cannot take flat rows
     assert trial.status == "failed" and "cnn needs images" in (trial.error or "")
+
+
+def test_a_job_without_arrays_runs_only_in_a_started_worker() -> None:
+    result = train_trial(TrialJob(parse_params({"tune": {"epochs": 1}}), {}, 1, None))
+    assert "outside a started worker process" in (result.error or "")
 
 
 def test_a_trial_trains_and_scores_on_validation() -> None:
@@ -197,3 +230,41 @@ def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
     parent = mlflow.get_run(report["mlflow_run_id"])
     assert parent.data.metrics["tune_epochs_trained"] == 6
     assert "tune.best_params" in parent.data.tags
+
+
+def test_workers_are_pointed_at_this_process_prefect_api(prefect: None) -> None:
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    running = PREFECT_API_URL.value()  # the harness's temporary server
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert PREFECT_API_URL.value() is None  # as in `dvc repro` or a one-off flow run
+        with _shared_prefect_api():
+            # what the runner hands its workers: without it each starts a server of its own
+            handed = get_current_settings().to_environment_variables(exclude_unset=True)
+            assert handed["PREFECT_API_URL"] == running.rstrip("/")
+    assert PREFECT_API_URL.value() == running
+
+
+@pytest.mark.slow
+def test_processes_runner_gives_each_worker_its_share_of_the_cores(prefect: None) -> None:
+    grid = {"train.learning_rate": [0.05, 1e-9], "model.type": ["dense", "cnn"]}
+    tune = {"epochs": 4, "grid": grid, "pruning": "halving", "metric": "val_loss"}
+    params = _dense({**tune, "runner": "processes", "workers": 2})
+    points, splits = grid_points(params.tune), _splits()
+    one_by_one, _ = search(_dense(tune), points, splits)
+    results: list[TrialResult] = []
+    with open_runner(params.tune, splits) as parallel:
+
+        def recorded(jobs: list[TrialJob]) -> list[TrialResult]:
+            results.extend(parallel(jobs))
+            return results[-len(jobs) :]
+
+        in_parallel, trained = search(params, points, splits, recorded)
+    assert [(t.point, t.status, t.epochs) for t in in_parallel] == [
+        (t.point, t.status, t.epochs) for t in one_by_one
+    ]
+    assert [t.status for t in in_parallel] == ["ok", "failed", "ok", "failed"] and trained == 6
+    # three rungs, every job sent without its arrays: the workers read them once, from files
+    assert len(results) == 4 + 2 + 1 and all("worker" not in (r.error or "") for r in results)
+    cores = len(os.sched_getaffinity(0))
+    assert {r.tf_threads for r in results if r.error is None} == {max(1, cores // 2)}
