@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,10 @@ from typing import Any
 
 import pytest
 
+from flows.server import free_port
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
@@ -53,7 +47,7 @@ def test_schedule_serves_the_cron_deployment(tmp_path: Path) -> None:
     project = make_project(
         tmp_path / "project", {"schedule": {"cron": "*/5 * * * *", "name": "test-nightly"}}
     )
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env |= {
