@@ -13,10 +13,13 @@ in one process:
      is inside the time; Prefect's temporary server is started beforehand, since a flow run
      has it already),
   3. successive halving, one by one,
+  4. for each further --seeds value (train.seed), the full grid and halving one by one again,
 and writes benchmarks/results/<--out>.json. By default every trial trains exactly --epochs
 (early stopping off), so that every run does the same work: worker processes train with
 fewer TF threads than the sequential run, which changes the floating-point results and so
-where early stopping would end a trial. --early-stopping keeps params.yaml's. "Total
+where early stopping would end a trial. --early-stopping keeps params.yaml's. Training is
+deterministic (`train.deterministic`), and halving continues a point on the very batches the
+full grid trains it on, so a finalist of halving ends with exactly its full-grid score. "Total
 training" of halving vs the full grid is reported both as epochs and as wall time, and the
 rank halving's pick has in the full grid.
 
@@ -68,11 +71,12 @@ def processed_splits(data: str, rows: int) -> tuple[Any, Any]:
 
 
 def timed(params: Any, splits: Any) -> dict[str, Any]:
-    from tasks.tune import grid_points, open_runner, pick_best, rank_key, search
+    from tasks.tune import TrialLog, grid_points, open_runner, pick_best, rank_key, search
 
     started = time.perf_counter()
+    log = TrialLog()
     with open_runner(params.tune, splits) as run:
-        trials, epochs = search(params, grid_points(params.tune), splits, run)
+        trials, epochs = search(params, grid_points(params.tune), splits, run, log)
     seconds = time.perf_counter() - started
     best = pick_best(trials, params.tune.metric)
     ranked = sorted((t for t in trials if t.status == "ok"), key=rank_key(params.tune.metric))
@@ -95,6 +99,14 @@ def timed(params: Any, splits: Any) -> dict[str, Any]:
             }
             for t in trials
         ],
+        # per-epoch validation curves, written to <--out>_curves.json
+        "curves": {
+            str(t.point): {
+                name: [round(v, 5) for v in log.curves.get(str(t.point), {}).get(name, [])]
+                for name in (params.tune.metric, "val_loss")
+            }
+            for t in trials
+        },
     }
 
 
@@ -116,6 +128,9 @@ def base_params(epochs: int, workers: int, fixed_length: bool) -> Any:
 
     data = load_params(ROOT / "params.yaml").model_dump(by_alias=True)
     data["tune"] = {**data["tune"], "grid": GRID, "epochs": epochs, "workers": workers}
+    # op determinism: in one process a point trains to the very same curves in the full grid
+    # and in halving, so "halving found the full grid's best point" compares like with like
+    data["train"]["deterministic"] = True
     if fixed_length:  # early stopping never fires within tune.epochs
         data["train"]["early_stopping"] = {**data["train"]["early_stopping"], "patience": epochs}
     return parse_params(data)
@@ -166,6 +181,12 @@ def main() -> None:
         help="stop trials early as params.yaml says (by default each trains exactly --epochs)",
     )
     parser.add_argument("--runners", default="processes,threads", help="comma-separated")
+    parser.add_argument(
+        "--seeds",
+        default="42",
+        help="train.seed values, comma-separated: the first runs everything, each further one "
+        "only the full grid and halving one by one, to see how often halving finds its best",
+    )
     parser.add_argument("--out", default="tune_grid", help="result file name, without .json")
     args = parser.parse_args()
 
@@ -177,21 +198,51 @@ def main() -> None:
     base = base_params(args.epochs, args.workers, fixed_length=not args.early_stopping)
     splits = processed_splits(args.data, args.rows)
     warm_prefect()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    base = with_overrides(base, {"train.seed": seeds[0]})
     runs = {"sequential": timed(with_overrides(base, {"tune.runner": "sequential"}), splits)}
     for runner in args.runners.split(","):
         runs[runner] = timed(with_overrides(base, {"tune.runner": runner}), splits)
-    runs["halving"] = timed(
-        with_overrides(base, {"tune.runner": "sequential", "tune.pruning": "halving"}), splits
-    )
+    halving = {"tune.runner": "sequential", "tune.pruning": "halving"}
+    runs["halving"] = timed(with_overrides(base, halving), splits)
+    other_seeds = {}
+    for seed in seeds[1:]:
+        seeded = with_overrides(base, {"train.seed": seed, "tune.runner": "sequential"})
+        full, halved = timed(seeded, splits), timed(with_overrides(seeded, halving), splits)
+        other_seeds[seed] = {"sequential": full, "halving": halved}
     summary = summarize(args, runs, splits)
+    summary["seeds"] = {
+        seed: {
+            "halving_same_best": pair["halving"]["best_point"] == pair["sequential"]["best_point"],
+            "halving_pick_in_full_grid": full_grid_rank(
+                pair["halving"]["best_point"], pair["sequential"]
+            ),
+            "halving_epoch_ratio": round(
+                pair["sequential"]["epochs_trained"] / pair["halving"]["epochs_trained"], 2
+            ),
+        }
+        for seed, pair in {seeds[0]: runs, **other_seeds}.items()
+    }
+    summary["other_seed_runs"] = other_seeds
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    curves = {
+        f"seed {seed} {name}": run.pop("curves")
+        for seed, pairs in {seeds[0]: runs, **other_seeds}.items()
+        for name, run in pairs.items()
+    }
     (out / f"{args.out}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / f"{args.out}_curves.json").write_text(json.dumps(curves) + "\n")
     for name, result in runs.items():
         print(
             f"{name:>10}: {result['seconds']:7.1f} s, {result['epochs_trained']:3d} epochs, "
             f"best {result['best_point']} = {result['best_score']:.4f} "
             f"(val_loss {result['best_val_loss']:.4f})"
+        )
+    for seed, result in summary["seeds"].items():
+        print(
+            f"seed {seed}: halving's pick ranks {result['halving_pick_in_full_grid']['rank']} "
+            f"in the full grid, {result['halving_epoch_ratio']}x fewer epochs"
         )
     print(
         f"parallel speed-up with {args.workers} workers {summary['speedup']} (target >= 1.6); "

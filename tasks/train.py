@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import random
 import shutil
 import sys
 import time
@@ -76,37 +77,74 @@ def _regularizer(model: ModelParams) -> Any:
     return keras.regularizers.L1L2(l1=model.l1, l2=model.l2)
 
 
-def _body(model: ModelParams, input_shape: tuple[int, ...]) -> list[Any]:
+class Seeds:
+    """Seeds for every random part of one model (initialisers, dropout, augmentation), drawn
+    from train.seed alone.
+
+    Left unseeded, Keras draws them from Python's global `random` while the model is built,
+    and anything else in the process that draws from it at that moment (a Prefect worker
+    thread, another trial) would change the model.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._draw = random.Random(seed)
+
+    def __call__(self) -> int:
+        return self._draw.randint(1, 2**31 - 1)
+
+    def initializer(self, name: str) -> Any:
+        import keras
+
+        initializer = keras.initializers.get(name)
+        config = initializer.get_config()
+        if "seed" not in config:  # constant ones (zeros, ones) draw nothing
+            return initializer
+        return type(initializer).from_config({**config, "seed": self()})
+
+
+def _body(model: ModelParams, input_shape: tuple[int, ...], seeds: Seeds) -> list[Any]:
     from keras import layers
 
-    common = {
-        "activation": model.activation,
-        "kernel_initializer": model.initializer,
-        "kernel_regularizer": _regularizer(model),
-    }
+    def common() -> dict[str, Any]:
+        return {
+            "activation": model.activation,
+            "kernel_initializer": seeds.initializer(model.initializer),
+            "kernel_regularizer": _regularizer(model),
+        }
+
     body: list[Any] = []
     if model.type == "cnn":
         if len(input_shape) != 3:
             raise UserError(f"model.type cnn needs images [h, w, c]; the data has {input_shape}")
         for filters in model.conv_filters:
             body += [
-                layers.Conv2D(filters, model.kernel_size, padding="same", **common),
+                layers.Conv2D(filters, model.kernel_size, padding="same", **common()),
                 layers.MaxPooling2D(pool_size=2, padding="same"),
             ]
-        body += [layers.Dropout(model.dropout), layers.Flatten()]
+        body += [layers.Dropout(model.dropout, seed=seeds()), layers.Flatten()]
     elif model.type == "lstm":
         if len(input_shape) != 2:
             raise UserError(f"model.type lstm needs sequences [steps, features]; got {input_shape}")
         for i, units in enumerate(model.lstm_units):
-            body.append(layers.LSTM(units, return_sequences=i < len(model.lstm_units) - 1))
+            body.append(
+                layers.LSTM(
+                    units,
+                    return_sequences=i < len(model.lstm_units) - 1,
+                    kernel_initializer=seeds.initializer("glorot_uniform"),
+                    recurrent_initializer=seeds.initializer("orthogonal"),
+                    seed=seeds(),
+                )
+            )
     else:
         body.append(layers.Flatten())
     for units in model.hidden_units:
-        body += [layers.Dense(units, **common), layers.Dropout(model.dropout)]
+        body += [layers.Dense(units, **common()), layers.Dropout(model.dropout, seed=seeds())]
     return body
 
 
-def augmentation_layers(augmentation: Augmentation, input_shape: tuple[int, ...]) -> list[Any]:
+def augmentation_layers(
+    augmentation: Augmentation, input_shape: tuple[int, ...], seeds: Seeds
+) -> list[Any]:
     """Random rotation/translation/zoom layers: active in training, identity at inference."""
     from keras import layers
 
@@ -117,12 +155,12 @@ def augmentation_layers(augmentation: Augmentation, input_shape: tuple[int, ...]
     fill = {"fill_mode": "constant", "fill_value": 0.0}
     stack: list[Any] = []
     if augmentation.rotation > 0:
-        stack.append(layers.RandomRotation(augmentation.rotation, **fill))
+        stack.append(layers.RandomRotation(augmentation.rotation, seed=seeds(), **fill))
     if augmentation.translation > 0:
         shift = augmentation.translation
-        stack.append(layers.RandomTranslation(shift, shift, **fill))
+        stack.append(layers.RandomTranslation(shift, shift, seed=seeds(), **fill))
     if augmentation.zoom > 0:
-        stack.append(layers.RandomZoom(augmentation.zoom, **fill))
+        stack.append(layers.RandomZoom(augmentation.zoom, seed=seeds(), **fill))
     return stack
 
 
@@ -153,15 +191,23 @@ def build_model(
     head: Head,
     steps_per_epoch: int = 1,
 ) -> Any:
-    """An unfitted, compiled Keras model: dense, CNN or LSTM body with the task's head."""
+    """An unfitted, compiled Keras model: dense, CNN or LSTM body with the task's head; its
+    random parts are seeded from train.seed (see Seeds)."""
     import keras
 
+    seeds = Seeds(train.seed)
+    output = keras.layers.Dense(
+        head.units,
+        activation=head.activation,
+        kernel_initializer=seeds.initializer("glorot_uniform"),
+        dtype="float32",
+    )
     network = keras.Sequential(
         [
             keras.Input(input_shape),
-            *augmentation_layers(train.augmentation, input_shape),
-            *_body(model, input_shape),
-            keras.layers.Dense(head.units, activation=head.activation, dtype="float32"),
+            *augmentation_layers(train.augmentation, input_shape, seeds),
+            *_body(model, input_shape, seeds),
+            output,
         ],
         name=f"{model.type}",
     )
@@ -173,35 +219,82 @@ def build_model(
     return network
 
 
-def _dataset(split: Split, batch_size: int, seed: int, shuffle: bool) -> Any:
+def _dataset(split: Split, batch_size: int) -> Any:
+    """The split in order, batched: validation and evaluation data."""
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    if shuffle:
-        data = data.shuffle(len(split.y), seed=seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def early_stopping(stop: EarlyStopping, state: Path | None = None) -> Any:
+def _epochs_dataset(split: Split, batch_size: int, seed: int, epochs: range) -> Any:
+    """The batches of `epochs`, epoch after epoch, each epoch in its own shuffled order.
+
+    Epoch e's order depends on (seed, e) alone, so a training resumed at epoch e (from a
+    backup, or continued by halving) sees the very batches an uninterrupted one would have;
+    a reshuffling tf.data pipeline would start its sequence of orders over. Use it with
+    `steps_per_epoch` so that Keras keeps one iterator across the epochs.
+    """
+    import tensorflow as tf
+
+    n = len(split.y)
+    x, y = tf.constant(split.x), tf.constant(split.y)
+
+    def one_epoch(epoch: Any) -> Any:
+        seeds = tf.stack([tf.constant(seed, tf.int64), epoch])
+        order = tf.random.experimental.index_shuffle(tf.range(n, dtype=tf.int64), seeds, n - 1)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    batches = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    gathered = batches.map(
+        lambda rows: (tf.gather(x, rows), tf.gather(y, rows)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return gathered.prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(split: Split, batch_size: int) -> int:
+    return int(np.ceil(len(split.y) / batch_size))
+
+
+@dataclass
+class Carry:
+    """What one fit of a model hands on to the next fit of it (halving's rungs): early
+    stopping's count, best value and best weights, and plateau decay's counters, so that the
+    fits add up to one uninterrupted training."""
+
+    stopping: dict[str, Any] | None = None
+    plateau: dict[str, Any] | None = None
+
+
+def early_stopping(
+    stop: EarlyStopping, state: Path | None = None, carry: Carry | None = None, final: bool = True
+) -> Any:
     """Keras' EarlyStopping; with `state`, a folder, it survives a restart of the training.
 
     After every epoch its count of epochs without improvement, its best value and (with
     restore_best_weights) the best weights are saved in `state`, and a training resumed from
     a backup starts from them instead of from a fresh patience. A kill between this save and
     the epoch's backup repeats that epoch, so patience can be off by that one epoch.
+    With `carry`, it starts from (and leaves) its state there instead; when the fit is not
+    `final` and did not stop early, the model keeps its last weights rather than going back
+    to its best ones, since training goes on from them.
     """
     import keras
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
         def on_train_begin(self, logs: Any = None) -> None:
             super().on_train_begin(logs)
-            if state is None or not (state / "state.json").exists():
-                return
-            saved = read_json(state / "state.json")
-            self.wait, self.best, self.best_epoch = saved["wait"], saved["best"], saved["epoch"]
-            if self.restore_best_weights and (state / "best.npz").exists():
-                with np.load(state / "best.npz") as weights:
-                    self.best_weights = [weights[f"arr_{i}"] for i in range(len(weights.files))]
+            if state is not None and (state / "state.json").exists():
+                saved = read_json(state / "state.json")
+                self.wait, self.best, self.best_epoch = saved["wait"], saved["best"], saved["epoch"]
+                if self.restore_best_weights and (state / "best.npz").exists():
+                    with np.load(state / "best.npz") as weights:
+                        self.best_weights = [weights[f"arr_{i}"] for i in range(len(weights.files))]
+            elif carry is not None and carry.stopping is not None:
+                for name, value in carry.stopping.items():
+                    setattr(self, name, value)
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             super().on_epoch_end(epoch, logs)
@@ -217,9 +310,89 @@ def early_stopping(stop: EarlyStopping, state: Path | None = None) -> Any:
                     staging, {"wait": self.wait, "best": float(self.best), "epoch": self.best_epoch}
                 )
 
+        def on_train_end(self, logs: Any = None) -> None:
+            if carry is not None:
+                names = ("wait", "best", "best_epoch", "best_weights")
+                carry.stopping = {name: getattr(self, name) for name in names}
+            if final or self.model.stop_training:
+                super().on_train_end(logs)
+
     return ResumableEarlyStopping(
         monitor=stop.monitor, patience=stop.patience, restore_best_weights=stop.restore_best_weights
     )
+
+
+def plateau_decay(monitor: str, state: Path | None = None, carry: Carry | None = None) -> Any:
+    """Keras' ReduceLROnPlateau (patience 2); with `state`, its counters survive a restart.
+
+    The learning rate it lowered is an optimizer variable and comes back with the backup; its
+    count of epochs without improvement, its best value and its cooldown are saved in `state`
+    after every epoch, as early stopping's are (or, with `carry`, handed on there).
+    """
+    import keras
+
+    class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):  # type: ignore[misc]
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            saved = None
+            if state is not None and (state / "plateau.json").exists():
+                saved = read_json(state / "plateau.json")
+            elif carry is not None:
+                saved = carry.plateau
+            if saved is not None:
+                self.wait, self.best = saved["wait"], saved["best"]
+                self.cooldown_counter = saved["cooldown"]
+
+        def _counters(self) -> dict[str, Any]:
+            return {"wait": self.wait, "best": float(self.best), "cooldown": self.cooldown_counter}
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            super().on_epoch_end(epoch, logs)
+            if state is None:
+                return
+            state.mkdir(parents=True, exist_ok=True)
+            with replace_file(state / "plateau.json") as staging:
+                write_json(staging, self._counters())
+
+        def on_train_end(self, logs: Any = None) -> None:
+            super().on_train_end(logs)
+            if carry is not None:
+                carry.plateau = self._counters()
+
+    return ResumablePlateau(monitor=monitor, patience=2)
+
+
+def _random_states(network: Any) -> list[Any]:
+    """The states of the network's random generators (dropout, augmentation): not weights, so
+    not in a backup."""
+    return [v for v in network.variables if v.path.endswith("seed_generator_state")]
+
+
+def random_states(state: Path) -> Any:
+    """A callback that saves the random generators' states after each epoch, under the number
+    of the epoch that comes next, so that a training resumed there (restore_random_states)
+    draws the dropout masks and augmentations an uninterrupted one would."""
+    import keras
+
+    class RandomStates(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            state.mkdir(parents=True, exist_ok=True)
+            with replace_file(state / f"random-{epoch + 1}.npz") as staging:
+                with staging.open("wb") as out:
+                    np.savez(out, *(np.asarray(v) for v in _random_states(self.model)))
+            # the backup keeps two generations; keep their two states
+            (state / f"random-{epoch - 1}.npz").unlink(missing_ok=True)
+
+    return RandomStates()
+
+
+def restore_random_states(network: Any, state: Path, epoch: int) -> None:
+    path = state / f"random-{epoch}.npz"
+    if epoch == 0 or not path.exists():
+        return
+    with np.load(path) as saved:
+        for index, variable in enumerate(_random_states(network)):
+            variable.assign(saved[f"arr_{index}"])
 
 
 def fit_model(
@@ -229,20 +402,37 @@ def fit_model(
     train: TrainParams,
     *,
     epochs: int,
+    initial_epoch: int = 0,
     callbacks: list[Any] | None = None,
     verbose: int | str = 0,
-    stopping_state: Path | None = None,
+    state: Path | None = None,
+    carry: Carry | None = None,
+    final: bool = True,
 ) -> Any:
-    """Fit with early stopping (and plateau decay when asked); return the Keras History."""
-    import keras
+    """Fit epochs initial_epoch..epochs-1 (as Keras counts them) with early stopping (and
+    plateau decay when asked); return the Keras History.
 
-    extra: list[Any] = [early_stopping(train.early_stopping, stopping_state)]
+    Each epoch's batches depend on the seed and the epoch's number only, so fitting 0..4 and
+    then 4..8 gives the same model as fitting 0..8 at once. With `state`, a folder, the
+    callbacks' counters and the random generators' states are saved there after each epoch
+    and picked up by a fit resumed from a backup. With `carry`, they are handed from one fit
+    to the next one of the same model instead; a fit that is not `final` leaves the model at
+    its last epoch, for the next fit to go on from (see early_stopping).
+    """
+    extra: list[Any] = [early_stopping(train.early_stopping, state, carry, final)]
     if train.lr_decay == "plateau":
-        monitor = train.early_stopping.monitor
-        extra.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=2))
+        extra.append(plateau_decay(train.early_stopping.monitor, state, carry))
+    if state is not None:
+        restore_random_states(network, state, initial_epoch)
+        extra.append(random_states(state))
+    batches = _epochs_dataset(
+        train_split, train.batch_size, train.seed, range(initial_epoch, max(epochs, initial_epoch))
+    )
     return network.fit(
-        _dataset(train_split, train.batch_size, train.seed, shuffle=True),
-        validation_data=_dataset(val_split, train.batch_size, train.seed, shuffle=False),
+        batches,
+        steps_per_epoch=steps_per_epoch(train_split, train.batch_size),
+        validation_data=_dataset(val_split, train.batch_size),
+        initial_epoch=initial_epoch,
         epochs=epochs,
         callbacks=extra + (callbacks or []),
         verbose=verbose,
@@ -316,20 +506,23 @@ def train_model(
     verbose: int | str = 0,
     *,
     backup_dir: Path | None = None,
+    carry: Carry | None = None,
+    final: bool = True,
 ) -> tuple[Any, Any]:
     """Build and fit the configured model on every visible GPU (or the CPU); return
-    (model, history).
+    (model, history). `carry` and `final` are fit_model's.
 
     With backup_dir, the state after each epoch is backed up there and a later call with the
-    same params resumes from it (history.epoch then starts at the resumed epoch), early
-    stopping's patience included; the backup is deleted when fit ends.
+    same params resumes from it (history.epoch then starts at the resumed epoch) as if it had
+    never stopped: the same batches, dropout and augmentation, early stopping's patience and
+    plateau decay's counters; the backup is deleted when fit ends.
     """
     import keras
 
     seed_training(params.train)
     keras.mixed_precision.set_global_policy(precision_policy(params.train))
     head = head_for(params.dataset.task, n_classes_of(params.dataset.task, train_split, val_split))
-    steps = int(np.ceil(len(train_split.y) / params.train.batch_size))
+    steps = steps_per_epoch(train_split, params.train.batch_size)
     with distribution_strategy().scope():
         network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
     # two generations, so a kill in the middle of writing one still leaves a readable backup
@@ -344,13 +537,27 @@ def train_model(
         val_split,
         params.train,
         epochs=params.train.epochs,
+        initial_epoch=_restore(network, backup[0]) if backup else 0,
         callbacks=(callbacks or []) + backup,
         verbose=verbose,
-        stopping_state=backup_dir.with_suffix(".stopping") if backup_dir else None,
+        state=backup_dir.with_suffix(".state") if backup_dir else None,
+        carry=carry,
+        final=final,
     )
     if backup_dir:  # as BackupAndRestore deletes its backup once fit ends
-        shutil.rmtree(backup_dir.with_suffix(".stopping"), ignore_errors=True)
+        shutil.rmtree(backup_dir.with_suffix(".state"), ignore_errors=True)
     return network, history
+
+
+def _restore(network: Any, backup: Any) -> int:
+    """Load BackupAndRestore's backup into the network now; return the epoch to resume at.
+
+    fit would load it too, but only after its input pipeline was built, and that pipeline has
+    to start at the resumed epoch's batches. Loading twice gives the same weights.
+    """
+    backup.set_model(network)
+    backup.on_train_begin()
+    return int(getattr(network, "_initial_epoch", None) or 0)  # where Keras keeps it
 
 
 # --- scikit-learn's MLP: the classic baseline, one factory for tune (GridSearchCV) and train ---
@@ -544,7 +751,7 @@ def _read_epoch_log(path: Path) -> pd.DataFrame:
 
 def _remove_backup(backup: Path, epoch_log: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
-    shutil.rmtree(backup.with_suffix(".stopping"), ignore_errors=True)
+    shutil.rmtree(backup.with_suffix(".state"), ignore_errors=True)
     epoch_log.unlink(missing_ok=True)
     backup.with_suffix(".run").unlink(missing_ok=True)
     if backup.parent.is_dir() and not any(backup.parent.iterdir()):
@@ -620,7 +827,7 @@ def _prepare_backup(params: Params, train_split: Split) -> tuple[Path, str | Non
     epoch_log, run_file = backup.with_suffix(".csv"), backup.with_suffix(".run")
     if not backup.exists():  # a fresh start: epochs from an earlier attempt would mislead
         epoch_log.unlink(missing_ok=True)
-        shutil.rmtree(backup.with_suffix(".stopping"), ignore_errors=True)
+        shutil.rmtree(backup.with_suffix(".state"), ignore_errors=True)
     backup.parent.mkdir(parents=True, exist_ok=True)
     return backup, run_file.read_text().strip() if run_file.exists() else None
 

@@ -13,7 +13,8 @@ instead of receiving them with every trial. Workers only train and return their 
 every MLflow call is made by this process with an explicit `MlflowClient`, so a trial never
 depends on the fluent active-run stack (thread- and process-local) nor on a worker reaching
 the tracking store. `tune.pruning: halving` runs successive halving: every point gets a
-small epoch budget, the best 1/eta continue from where they stopped. The best point has the
+small epoch budget, the best 1/eta continue from where they stopped, on the batches the full
+grid would have given them (an epoch's order depends on its number only). The best point has the
 best `tune.metric`; ties go to the lower validation loss, then to the earlier grid point.
 `model.type: sklearn_mlp` tunes scikit-learn's MLP with GridSearchCV on a predefined
 train/validation split instead.
@@ -41,6 +42,7 @@ from tasks.config import Params, TuneParams, load_params, with_overrides
 from tasks.datafiles import write_json
 from tasks.runtime import UserError, import_tensorflow, importing, run_entry
 from tasks.train import (
+    Carry,
     Split,
     fit_model,
     load_split,
@@ -73,6 +75,8 @@ class TrialJob:
     model: Any = None  # the Keras model to continue (halving); its .keras bytes across processes
     keep_model: bool = False
     threads: int | None = None  # TF threads in a Dask worker (process workers set theirs once)
+    start: int = 0  # epochs `model` has trained already (halving's earlier rungs)
+    carry: Carry | None = None  # its callbacks' state at the end of those epochs
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class TrialResult:
     error: str | None = None
     model: Any = None  # with keep_model: the trained Keras model (.keras bytes from a worker)
     tf_threads: int | None = None  # TF's intra-op threads where it trained (0: TF's default)
+    carry: Carry | None = None  # with keep_model: its callbacks' state, for the next rung
+    stopped: bool = False  # early stopping ended it: it trains no further
 
 
 def grid_points(tune: TuneParams) -> list[dict[str, Any]]:
@@ -194,16 +200,30 @@ def train_trial(job: TrialJob) -> TrialResult:
         _limit_threads(job.threads)
         train_split, val_split = _job_splits(job)
         trial_params = with_overrides(job.params, {**job.point, "train.epochs": job.epochs})
+        # a rung that others follow hands its callbacks' state on and keeps its last weights
+        carry, final = replace(job.carry or Carry()), not job.keep_model
         if job.model is None:
-            network, history = train_model(trial_params, train_split, val_split)
+            network, history = train_model(
+                trial_params, train_split, val_split, carry=carry, final=final
+            )
         else:
             network = _from_bytes(job.model) if isinstance(job.model, bytes) else job.model
             history = fit_model(
-                network, train_split, val_split, trial_params.train, epochs=job.epochs
+                network,
+                train_split,
+                val_split,
+                trial_params.train,
+                epochs=job.start + job.epochs,
+                initial_epoch=job.start,
+                carry=carry,
+                final=final,
             )
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
         threads = import_tensorflow().config.threading.get_intra_op_parallelism_threads()
-        return TrialResult(job.point, curves, None, network if job.keep_model else None, threads)
+        # early stopping may end a fit on its last epoch too
+        stopped = bool(getattr(network, "stop_training", False)) or len(history.epoch) < job.epochs
+        kept = network if job.keep_model and not stopped else None
+        return TrialResult(job.point, curves, None, kept, threads, carry if kept else None, stopped)
     except Exception as error:  # one failed trial must not sink the search
         log.warning("tune: trial %s failed: %s", job.point, error)
         return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")
@@ -420,12 +440,24 @@ class TrialLog:
 
 
 def halving_rungs(n_points: int, max_epochs: int, eta: int) -> list[tuple[int, int]]:
-    """(points trained, cumulative epochs) per rung; the last rung trains to max_epochs."""
-    rungs = min(int(math.log(n_points, eta) + 1e-9), int(math.log(max_epochs, eta) + 1e-9))
-    return [
-        (max(1, n_points // eta**i), max(1, max_epochs // eta ** (rungs - i)))
-        for i in range(rungs + 1)
+    """(points trained, cumulative epochs) per rung: each rung keeps the best 1/eta and
+    trains them eta times longer; the last rung trains eta finalists to max_epochs.
+
+    Plain successive halving ends with one point trained on alone, so its winner is chosen
+    at the previous rung's budget, and which of two close points is ahead can change with
+    more epochs. Finishing eta of them picks the winner on full-length training, as the
+    full grid does (8 points, 48 epochs, eta 2: 2.7x fewer epochs than the grid, not 3.2x).
+    """
+    count = min(int(math.log(n_points, eta) + 1e-9), int(math.log(max_epochs, eta) + 1e-9))
+    rungs = [
+        (max(1, n_points // eta**i), max(1, max_epochs // eta ** (count - i)))
+        for i in range(count + 1)
     ]
+    if count >= 1:
+        rungs[-1] = (min(n_points, eta), max_epochs)
+        if rungs[-2][0] <= rungs[-1][0]:  # a rung that would prune nothing
+            del rungs[-2]
+    return rungs
 
 
 def search(
@@ -438,25 +470,40 @@ def search(
     """Run the grid (or successive halving over it); return (trials, epochs trained in all).
 
     Halving's survivors continue from their trained models, so a point that reaches the last
-    rung has trained tune.epochs in all, like a point of the full grid.
+    rung has trained tune.epochs in all, on the same batches as in the full grid: run where
+    training is deterministic (one process, fixed threads), it ends with the full grid's score.
     """
     tune, trial_log = params.tune, trial_log or TrialLog()
     full = [(len(points), tune.epochs)]
     rungs = halving_rungs(len(points), tune.epochs, tune.eta) if tune.pruning == "halving" else full
     latest: dict[str, Trial] = {}
     models: dict[str, Any] = {str(p): None for p in points}
+    carries: dict[str, Carry | None] = {str(p): None for p in points}
+    stopped: set[str] = set()  # stopped early: they keep their score and train no further
     alive, done, trained = list(points), 0, 0
     for index, (_, epochs) in enumerate(rungs):
         last = index == len(rungs) - 1
         jobs = [
             TrialJob(
-                params, p, epochs - done, splits, models[str(p)], not last, worker_threads(tune)
+                params,
+                p,
+                epochs - done,
+                splits,
+                models[str(p)],
+                not last,
+                worker_threads(tune),
+                start=done,
+                carry=carries[str(p)],
             )
             for p in alive
+            if str(p) not in stopped
         ]
         for result in run(jobs):
-            models[str(result.point)] = result.model
-            latest[str(result.point)] = trial = trial_log.record(result, tune.metric)
+            key = str(result.point)
+            models[key], carries[key] = result.model, result.carry
+            if result.stopped:
+                stopped.add(key)
+            latest[key] = trial = trial_log.record(result, tune.metric)
             trained += max(trial.epochs - done, 0)
         ranked = sorted(_ok(latest, alive), key=rank_key(tune.metric))
         keep = ranked if last else ranked[: rungs[index + 1][0]]

@@ -12,12 +12,14 @@ from keras.callbacks import Callback
 from tasks.config import ModelParams, Params, TrainParams, parse_params, with_overrides
 from tasks.runtime import UserError
 from tasks.train import (
+    Carry,
     Split,
     backup_dir_for,
     build_model,
     build_optimizer,
     describe_devices,
     early_stopping,
+    fit_model,
     head_for,
     precision_policy,
     sklearn_estimator,
@@ -152,11 +154,12 @@ def op_determinism() -> Iterator[None]:
     config.disable_op_determinism()
 
 
-def _small_training(seed: int, epochs: int = 3) -> Params:
+def _small_training(seed: int, epochs: int = 3, **train: object) -> Params:
     return parse_params(
         {
             "model": SMALL_CNN,
             "train": {
+                **train,
                 "epochs": epochs,
                 "batch_size": 8,
                 "seed": seed,
@@ -176,6 +179,26 @@ def test_deterministic_training_repeats_exactly(op_determinism: None) -> None:
     from tensorflow.python.framework import config
 
     assert config.is_op_determinism_enabled()
+
+
+def test_a_model_is_built_from_train_seed_alone() -> None:
+    # Prefect's threads or another trial may draw from Python's global random meanwhile
+    import random
+
+    params = _small_training(7)
+    models = []
+    for other in (1, 2):
+        random.seed(other)
+        np.random.seed(other)
+        models.append(
+            build_model(params.model, params.train, (8, 8, 1), head_for("classification", 3))
+        )
+    assert _same(models[0].get_weights(), models[1].get_weights())
+    states = [[np.asarray(v) for v in m.variables if "seed_generator" in v.path] for m in models]
+    assert len(states[0]) >= 3 and _same(*states)  # dropout and augmentation seeds too
+    reseeded = _small_training(8)
+    other = build_model(reseeded.model, reseeded.train, (8, 8, 1), head_for("classification", 3))
+    assert not _same(models[0].get_weights(), other.get_weights())
 
 
 def test_mixed_precision_only_where_a_gpu_is() -> None:
@@ -200,16 +223,44 @@ class _StopAt(Callback):  # type: ignore[misc]
             raise RuntimeError("interrupted")
 
 
-def test_an_interrupted_training_resumes_from_its_backup(tmp_path: Path) -> None:
-    params = _small_training(3, epochs=6)
+def test_an_interrupted_training_resumes_from_its_backup_as_if_never_stopped(
+    tmp_path: Path, op_determinism: None
+) -> None:
+    params = _small_training(3, epochs=6, lr_decay="plateau")
     train_split, val_split = _images(48, 1), _images(16, 2)
     backup = tmp_path / "backup"
     with pytest.raises(RuntimeError, match="interrupted"):
         train_model(params, train_split, val_split, [_StopAt(4)], backup_dir=backup)
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 4
-    _, history = train_model(params, train_split, val_split, backup_dir=backup)
+    resumed, history = train_model(params, train_split, val_split, backup_dir=backup)
     assert history.epoch == [4, 5]
-    assert not backup.exists() and not backup.with_suffix(".stopping").exists()
+    assert not backup.exists() and not backup.with_suffix(".state").exists()
+    # epochs 4 and 5 saw the batches, dropout, augmentation and learning rates of an
+    # uninterrupted training
+    whole, uninterrupted = train_model(params, train_split, val_split)
+    assert {k: v[4:] for k, v in uninterrupted.history.items()} == history.history
+    assert _same(resumed.get_weights(), whole.get_weights())
+
+
+def test_fitting_on_from_an_epoch_gives_the_same_model_as_fitting_at_once(
+    op_determinism: None,
+) -> None:
+    # plateau decay, and a validation loss that gets worse after epoch 1: the first fit must
+    # hand on its counters and keep its last weights rather than restore its best ones
+    params = _small_training(5, epochs=6, lr_decay="plateau", learning_rate=0.003)
+    train_split, val_split = _images(48, 1), _images(16, 2)
+    whole, at_once = train_model(params, train_split, val_split)
+    assert min(at_once.history["val_loss"][:3]) < at_once.history["val_loss"][2]
+    shorter = params.model_copy(update={"train": params.train.model_copy(update={"epochs": 3})})
+    carry = Carry()
+    network, first = train_model(shorter, train_split, val_split, carry=carry, final=False)
+    second = fit_model(
+        network, train_split, val_split, params.train, epochs=6, initial_epoch=3, carry=carry
+    )
+    assert second.epoch == [3, 4, 5]
+    joined = {k: first.history[k] + second.history[k] for k in at_once.history}
+    assert joined == at_once.history
+    assert _same(network.get_weights(), whole.get_weights())  # both back at their best epoch
 
 
 def test_early_stopping_keeps_its_patience_and_best_weights_across_a_restart(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.config import Params, TuneParams, parse_params
+from tasks.config import Params, TuneParams, parse_params, with_overrides
 from tasks.runtime import UserError
 from tasks.train import Split
 from tasks.tune import (
@@ -130,9 +130,12 @@ def _dense(tune: dict[str, object], model: dict[str, object] | None = None) -> P
 
 
 def test_halving_rungs_shrink_the_field_and_end_at_the_full_budget() -> None:
-    assert halving_rungs(8, 8, 2) == [(8, 1), (4, 2), (2, 4), (1, 8)]
-    assert halving_rungs(9, 9, 3) == [(9, 1), (3, 3), (1, 9)]
-    assert halving_rungs(8, 2, 2) == [(8, 1), (4, 2)]  # no rung below one epoch
+    # the last rung trains eta finalists to the full budget, so the winner is picked there
+    assert halving_rungs(8, 8, 2) == [(8, 1), (4, 2), (2, 8)]
+    assert halving_rungs(8, 48, 2) == [(8, 6), (4, 12), (2, 48)]
+    assert halving_rungs(9, 9, 3) == [(9, 1), (3, 9)]
+    assert halving_rungs(27, 27, 3) == [(27, 1), (9, 3), (3, 27)]
+    assert halving_rungs(8, 2, 2) == [(8, 1), (2, 2)]  # no rung below one epoch
     assert halving_rungs(1, 8, 2) == [(1, 8)]
 
 
@@ -164,14 +167,39 @@ def test_halving_keeps_the_best_and_trains_fewer_epochs() -> None:
     full = _dense({"epochs": 4, "grid": grid, "metric": "val_loss"})
     halving = _dense({"epochs": 4, "grid": grid, "metric": "val_loss", "pruning": "halving"})
     points = grid_points(full.tune)
-    full_trials, full_epochs = search(full, points, _splits())
-    curves = TrialLog()
+    full_curves, curves = TrialLog(), TrialLog()
+    full_trials, full_epochs = search(full, points, _splits(), trial_log=full_curves)
     halving_trials, halving_epochs = search(halving, points, _splits(), trial_log=curves)
-    assert full_epochs == 16 and halving_epochs == 4 + 2 * 1 + 1 * 2 < full_epochs
+    assert full_epochs == 16 and halving_epochs == 4 * 1 + 2 * 3 < full_epochs
     best = pick_best(halving_trials, "val_loss")
     assert best.point == pick_best(full_trials, "val_loss").point == points[1]
     assert best.epochs == 4 and len(curves.curves[str(points[1])]["val_loss"]) == 4
-    assert sorted(t.epochs for t in halving_trials) == [1, 1, 2, 4]
+    assert sorted(t.epochs for t in halving_trials) == [1, 1, 4, 4]
+    # continued rung by rung, the survivor trained on the full grid's batches: same curves
+    assert curves.curves[str(points[1])] == full_curves.curves[str(points[1])]
+    assert best == pick_best(full_trials, "val_loss")
+
+
+def test_halving_trains_each_point_exactly_as_the_full_grid_does_as_far_as_it_goes() -> None:
+    # fast rates overshoot (the loss goes up: early stopping's best weights, plateau decay and
+    # stops within a rung all come into play); a pruned point's curves are a prefix of the
+    # full grid's, a survivor's are all of them, and an early-stopped one trains no further
+    grid = {"train.learning_rate": [0.3, 1.0, 0.03, 3.0], "model.hidden_units": [[16]]}
+    train = {"batch_size": 16, "lr_decay": "plateau", "early_stopping": {"patience": 1}}
+    tune = {"epochs": 8, "grid": grid, "metric": "val_loss"}
+    full = parse_params({"model": {"type": "dense"}, "train": train, "tune": tune})
+    halving = with_overrides(full, {"tune.pruning": "halving"})
+    points = grid_points(full.tune)
+    full_curves, curves = TrialLog(), TrialLog()
+    full_trials, _ = search(full, points, _splits(), trial_log=full_curves)
+    halving_trials, _ = search(halving, points, _splits(), trial_log=curves)
+    assert any(t.epochs < 8 for t in full_trials), "no point stopped early: the test needs one"
+    for point, trial, in_full in zip(points, halving_trials, full_trials, strict=True):
+        whole, part = full_curves.curves[str(point)], curves.curves[str(point)]
+        assert trial.epochs <= in_full.epochs  # one stopped at a rung's end stays stopped
+        assert {k: v[: trial.epochs] for k, v in whole.items()} == part
+    best = pick_best(halving_trials, "val_loss")
+    assert best == pick_best(full_trials, "val_loss")
 
 
 def test_sklearn_mlp_is_tuned_on_the_validation_split() -> None:
@@ -197,7 +225,7 @@ def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
     processed.mkdir()
     for name, split in zip(("train", "val"), _splits(), strict=True):
         np.savez(processed / f"{name}.npz", x=split.x, y=split.y)
-    grid = {"train.learning_rate": [0.05, 1e-9], "model.type": ["dense", "cnn"]}
+    grid = {"train.learning_rate": [0.05, 1e-9, 0.001], "model.type": ["dense", "cnn"]}
     params = parse_params(
         {
             "paths": {
@@ -212,14 +240,15 @@ def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
     )
     report = tune_run(params)
     assert report["best_params"] == {"train.learning_rate": 0.05, "model.type": "dense"}
-    assert [t["status"] for t in report["trials"]] == ["ok", "failed", "ok", "failed"]
-    assert [t["epochs"] for t in report["trials"]] == [4, 0, 2, 0]  # rungs at 1, 2, 4 epochs
-    assert report["epochs_trained"] == 6
-    assert (tmp_path / "reports" / "tune.csv").read_text().count("\n") == 5
+    assert [t["status"] for t in report["trials"]] == ["ok", "failed"] * 3
+    # rungs: 6 points (3 fail) at 1 epoch, the best 3 at 2, two finalists at 4
+    assert [t["epochs"] for t in report["trials"]] == [4, 0, 2, 0, 4, 0]
+    assert report["epochs_trained"] == 3 + 3 + 2 * 2
+    assert (tmp_path / "reports" / "tune.csv").read_text().count("\n") == 7
     nested = mlflow.search_runs(
         filter_string=f"tags.mlflow.parentRunId = '{report['mlflow_run_id']}'"
     ).set_index("params.model.type")
-    assert sorted(nested["status"]) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    assert sorted(nested["status"]) == ["FAILED"] * 3 + ["FINISHED"] * 3
     winner = nested[nested["params.train.learning_rate"] == "0.05"].loc["dense", "run_id"]
     curve = mlflow.MlflowClient().get_metric_history(winner, "val_loss")
     assert [m.step for m in curve] == [0, 1, 2, 3]  # continued across rungs, one nested run
@@ -228,7 +257,7 @@ def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
         == "true"
     )
     parent = mlflow.get_run(report["mlflow_run_id"])
-    assert parent.data.metrics["tune_epochs_trained"] == 6
+    assert parent.data.metrics["tune_epochs_trained"] == 10
     assert "tune.best_params" in parent.data.tags
 
 
@@ -247,7 +276,7 @@ def test_workers_are_pointed_at_this_process_prefect_api(prefect: None) -> None:
 
 @pytest.mark.slow
 def test_processes_runner_gives_each_worker_its_share_of_the_cores(prefect: None) -> None:
-    grid = {"train.learning_rate": [0.05, 1e-9], "model.type": ["dense", "cnn"]}
+    grid = {"train.learning_rate": [0.05, 1e-9, 0.001], "model.type": ["dense", "cnn"]}
     tune = {"epochs": 4, "grid": grid, "pruning": "halving", "metric": "val_loss"}
     params = _dense({**tune, "runner": "processes", "workers": 2})
     points, splits = grid_points(params.tune), _splits()
@@ -263,8 +292,8 @@ def test_processes_runner_gives_each_worker_its_share_of_the_cores(prefect: None
     assert [(t.point, t.status, t.epochs) for t in in_parallel] == [
         (t.point, t.status, t.epochs) for t in one_by_one
     ]
-    assert [t.status for t in in_parallel] == ["ok", "failed", "ok", "failed"] and trained == 6
+    assert [t.status for t in in_parallel] == ["ok", "failed"] * 3 and trained == 10
     # three rungs, every job sent without its arrays: the workers read them once, from files
-    assert len(results) == 4 + 2 + 1 and all("worker" not in (r.error or "") for r in results)
+    assert len(results) == 6 + 3 + 2 and all("worker" not in (r.error or "") for r in results)
     cores = len(os.sched_getaffinity(0))
     assert {r.tf_threads for r in results if r.error is None} == {max(1, cores // 2)}
