@@ -123,14 +123,14 @@ def _pid() -> int:
     return os.getpid()
 
 
-def base_params(epochs: int, workers: int, fixed_length: bool) -> Any:
+def base_params(epochs: int, workers: int, fixed_length: bool, deterministic: bool = True) -> Any:
     from tasks.config import load_params, parse_params
 
     data = load_params(ROOT / "params.yaml").model_dump(by_alias=True)
     data["tune"] = {**data["tune"], "grid": GRID, "epochs": epochs, "workers": workers}
     # op determinism: in one process a point trains to the very same curves in the full grid
     # and in halving, so "halving found the full grid's best point" compares like with like
-    data["train"]["deterministic"] = True
+    data["train"]["deterministic"] = deterministic
     if fixed_length:  # early stopping never fires within tune.epochs
         data["train"]["early_stopping"] = {**data["train"]["early_stopping"], "patience": epochs}
     return parse_params(data)
@@ -152,6 +152,7 @@ def summarize(args: argparse.Namespace, runs: dict[str, Any], splits: Any) -> di
         "grid_points": len(seq["trials"]),
         "tune_epochs": args.epochs,
         "early_stopping": args.early_stopping,
+        "deterministic": args.deterministic,
         "workers": args.workers,
         "cores": len(os.sched_getaffinity(0)),
         "bytecode": {
@@ -182,6 +183,13 @@ def main() -> None:
     )
     parser.add_argument("--runners", default="processes,threads", help="comma-separated")
     parser.add_argument(
+        "--no-deterministic",
+        dest="deterministic",
+        action="store_false",
+        help="params.yaml's train.deterministic: false (halving's scores may then differ a "
+        "little from the full grid's)",
+    )
+    parser.add_argument(
         "--seeds",
         default="42",
         help="train.seed values, comma-separated: the first runs everything, each further one "
@@ -195,7 +203,9 @@ def main() -> None:
 
     configure()
     import_tensorflow()
-    base = base_params(args.epochs, args.workers, fixed_length=not args.early_stopping)
+    base = base_params(
+        args.epochs, args.workers, not args.early_stopping, deterministic=args.deterministic
+    )
     splits = processed_splits(args.data, args.rows)
     warm_prefect()
     seeds = [int(seed) for seed in args.seeds.split(",")]
