@@ -266,6 +266,7 @@ class Carry:
 
     stopping: dict[str, Any] | None = None
     plateau: dict[str, Any] | None = None
+    random: list[np.ndarray] | None = None  # random_state_variables, when the model travels
 
 
 def early_stopping(
@@ -362,9 +363,9 @@ def plateau_decay(monitor: str, state: Path | None = None, carry: Carry | None =
     return ResumablePlateau(monitor=monitor, patience=2)
 
 
-def _random_states(network: Any) -> list[Any]:
+def random_state_variables(network: Any) -> list[Any]:
     """The states of the network's random generators (dropout, augmentation): not weights, so
-    not in a backup."""
+    neither in a backup nor in a saved .keras file."""
     return [v for v in network.variables if v.path.endswith("seed_generator_state")]
 
 
@@ -379,7 +380,7 @@ def random_states(state: Path) -> Any:
             state.mkdir(parents=True, exist_ok=True)
             with replace_file(state / f"random-{epoch + 1}.npz") as staging:
                 with staging.open("wb") as out:
-                    np.savez(out, *(np.asarray(v) for v in _random_states(self.model)))
+                    np.savez(out, *(np.asarray(v) for v in random_state_variables(self.model)))
             # the backup keeps two generations; keep their two states
             (state / f"random-{epoch - 1}.npz").unlink(missing_ok=True)
 
@@ -391,7 +392,7 @@ def restore_random_states(network: Any, state: Path, epoch: int) -> None:
     if epoch == 0 or not path.exists():
         return
     with np.load(path) as saved:
-        for index, variable in enumerate(_random_states(network)):
+        for index, variable in enumerate(random_state_variables(network)):
             variable.assign(saved[f"arr_{index}"])
 
 

@@ -46,6 +46,7 @@ from tasks.train import (
     Split,
     fit_model,
     load_split,
+    random_state_variables,
     sklearn_estimator,
     sklearn_point,
     train_model,
@@ -181,13 +182,17 @@ def _to_bytes(network: Any) -> bytes:
         return path.read_bytes()
 
 
-def _from_bytes(weights: bytes) -> Any:
+def _from_bytes(weights: bytes, random_states: list[np.ndarray] | None = None) -> Any:
     import keras
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "trial.keras"
         path.write_bytes(weights)
-        return keras.models.load_model(path)
+        network = keras.models.load_model(path)
+    if random_states is not None:
+        for variable, value in zip(random_state_variables(network), random_states, strict=True):
+            variable.assign(value)
+    return network
 
 
 def train_trial(job: TrialJob) -> TrialResult:
@@ -207,7 +212,9 @@ def train_trial(job: TrialJob) -> TrialResult:
                 trial_params, train_split, val_split, carry=carry, final=final
             )
         else:
-            network = _from_bytes(job.model) if isinstance(job.model, bytes) else job.model
+            network = job.model
+            if isinstance(network, bytes):
+                network = _from_bytes(network, job.carry.random if job.carry else None)
             history = fit_model(
                 network,
                 train_split,
@@ -235,7 +242,10 @@ def train_trial_remotely(job: TrialJob) -> TrialResult:
     if result.model is None:
         return result
     try:
-        return replace(result, model=_to_bytes(result.model))
+        # a .keras file leaves the dropout/augmentation generators at their start: send them
+        states = [np.asarray(v) for v in random_state_variables(result.model)]
+        carry = replace(result.carry or Carry(), random=states)
+        return replace(result, model=_to_bytes(result.model), carry=carry)
     except Exception as error:  # like a failed trial: recorded, and the search goes on
         log.warning("tune: trial %s could not be saved: %s", job.point, error)
         return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")

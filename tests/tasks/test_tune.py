@@ -28,6 +28,7 @@ from tasks.tune import (
     search_sklearn,
     to_trial,
     train_trial,
+    train_trial_remotely,
 )
 from tasks.tune import run as tune_run
 
@@ -200,6 +201,20 @@ def test_halving_trains_each_point_exactly_as_the_full_grid_does_as_far_as_it_go
         assert {k: v[: trial.epochs] for k, v in whole.items()} == part
     best = pick_best(halving_trials, "val_loss")
     assert best == pick_best(full_trials, "val_loss")
+
+
+def test_a_model_sent_between_processes_goes_on_as_if_kept_in_one() -> None:
+    # a .keras file keeps the optimizer's state but not dropout's random generators
+    params = _dense({"epochs": 4}, {"dropout": 0.5, "hidden_units": [16]})
+    point = {"train.learning_rate": 0.01}
+    first = TrialJob(params, point, 2, _splits(), keep_model=True)
+    kept, sent = train_trial(first), train_trial_remotely(first)
+    assert isinstance(sent.model, bytes) and kept.history == sent.history
+    later = [
+        train_trial(TrialJob(params, point, 2, _splits(), r.model, start=2, carry=r.carry))
+        for r in (kept, sent)
+    ]
+    assert later[0].error is None and later[0].history == later[1].history
 
 
 def test_sklearn_mlp_is_tuned_on_the_validation_split() -> None:
