@@ -65,14 +65,17 @@ def importing() -> Iterator[None]:
     """No garbage collection while heavy libraries import; what they built is then frozen.
 
     Imports allocate millions of objects that live until exit, and each full collection
-    rescans them all: about 2.5 s of a digits flow run went to that.
+    rescans them all: about 2.5 s of a digits flow run went to that. Nested uses (a step that
+    imports TensorFlow inside another import) keep collection off until the outermost ends.
     """
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         gc.freeze()
-        gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 def import_tensorflow() -> Any:

@@ -751,8 +751,8 @@ def _read_epoch_log(path: Path) -> pd.DataFrame:
 
 
 def _remove_backup(backup: Path, epoch_log: Path) -> None:
+    """What a finished training leaves (train_model already removed `.state`)."""
     shutil.rmtree(backup, ignore_errors=True)
-    shutil.rmtree(backup.with_suffix(".state"), ignore_errors=True)
     epoch_log.unlink(missing_ok=True)
     backup.with_suffix(".run").unlink(missing_ok=True)
     if backup.parent.is_dir() and not any(backup.parent.iterdir()):

@@ -45,6 +45,7 @@ from tasks.train import (
     Carry,
     Split,
     fit_model,
+    flat_rows,
     load_split,
     random_state_variables,
     sklearn_estimator,
@@ -227,8 +228,7 @@ def train_trial(job: TrialJob) -> TrialResult:
             )
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
         threads = import_tensorflow().config.threading.get_intra_op_parallelism_threads()
-        # early stopping may end a fit on its last epoch too
-        stopped = bool(getattr(network, "stop_training", False)) or len(history.epoch) < job.epochs
+        stopped = bool(network.stop_training)  # set by early stopping, on any epoch
         kept = network if job.keep_model and not stopped else None
         return TrialResult(job.point, curves, None, kept, threads, carry if kept else None, stopped)
     except Exception as error:  # one failed trial must not sink the search
@@ -557,7 +557,7 @@ def search_sklearn(
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
 
     train_split, val_split = splits
-    x = np.concatenate([s.x.reshape(len(s.x), -1) for s in splits])
+    x = np.concatenate([flat_rows(s.x) for s in splits])
     y = np.concatenate([train_split.y, val_split.y])
     fold = np.r_[np.full(len(train_split.y), -1), np.zeros(len(val_split.y))]
     grid = [{k: [v] for k, v in sklearn_point(p).items()} for p in points]
