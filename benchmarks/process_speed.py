@@ -3,8 +3,8 @@
     flock /tmp/heavy.lock .venv/bin/python benchmarks/process_speed.py --runs 8
 
 Trains the default CNN on MNIST's first --rows images for --epochs epochs, with one
-TensorFlow thread and the same seed, in --runs fresh processes one after another (nothing
-else running), and writes each process's training time to
+TensorFlow thread and the same seed, in --runs fresh processes one after another (run it
+with nothing else running), and writes each process's training time to
 benchmarks/results/process_speed.json with the ratio of the slowest to the fastest.
 
 Why: the parallel-trial figures on MNIST (benchmarks/tune_grid.py --data mnist) vary far
@@ -32,13 +32,12 @@ def one_trial(rows: int, epochs: int) -> float:
     from tune_grid import base_params, processed_splits
 
     from tasks.config import with_overrides
-    from tasks.runtime import configure, import_tensorflow
+    from tasks.runtime import configure
     from tasks.train import train_model
+    from tasks.tune import _limit_threads
 
     configure()
-    tf = import_tensorflow()
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _limit_threads(1)  # as a `processes` worker of a 2-worker grid on 2 cores
     splits = processed_splits("mnist", rows)
     params = with_overrides(base_params(epochs, 1, True), {"train.epochs": epochs})
     started = time.perf_counter()
@@ -54,7 +53,7 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps({"seconds": one_trial(args.rows, args.epochs)}))
+        print(one_trial(args.rows, args.epochs))
         return
     command = [
         sys.executable,
@@ -63,11 +62,10 @@ def main() -> None:
         f"--rows={args.rows}",
         f"--epochs={args.epochs}",
     ]
-    runs = []
+    seconds = []
     for _ in range(args.runs):
-        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    seconds = [round(run["seconds"], 2) for run in runs]
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT)
+        seconds.append(round(float(done.stdout.split()[-1]), 2))
     result = {
         "rows": args.rows,
         "epochs": args.epochs,
