@@ -35,11 +35,11 @@ def prepare(folder: Path) -> object:
     import mlflow
 
     from tasks.config import parse_params
-    from tasks.datafiles import write_data, write_json
+    from tasks.datafiles import Split, write_data, write_json
     from tasks.ingest import load_idx
-    from tasks.standardize import fit_preprocessor, transform_split
+    from tasks.models import build_model, head_for
+    from tasks.preprocessing import fit_preprocessor, transform_split
     from tasks.tracking import start_tracking
-    from tasks.train import Split, build_model, head_for
 
     paths = {
         k: str(folder / v)

@@ -32,12 +32,12 @@ def one_trial(rows: int, epochs: int) -> float:
     from tune_grid import base_params, processed_splits
 
     from tasks.config import with_overrides
+    from tasks.fitting import train_model
     from tasks.runtime import configure
-    from tasks.train import train_model
-    from tasks.tune import _limit_threads
+    from tasks.trials import limit_threads
 
     configure()
-    _limit_threads(1)  # as a `processes` worker of a 2-worker grid on 2 cores
+    limit_threads(1)  # as a `processes` worker of a 2-worker grid on 2 cores
     splits = processed_splits("mnist", rows)
     params = with_overrides(base_params(epochs, 1, True), {"train.epochs": epochs})
     started = time.perf_counter()

@@ -77,8 +77,8 @@ def register_bundle(folder: Path, train: pd.DataFrame) -> tuple[Any, Any]:
 
     from tasks.bundle import log_bundle
     from tasks.config import CleanParams, DatasetParams, ModelParams, StandardizeParams, TrainParams
-    from tasks.standardize import fit_preprocessor, transform_split
-    from tasks.train import build_model, head_for
+    from tasks.models import build_model, head_for
+    from tasks.preprocessing import fit_preprocessor, transform_split
 
     preprocessor = fit_preprocessor(train, StandardizeParams(), CleanParams(), DatasetParams())
     x, y = transform_split(preprocessor, train)

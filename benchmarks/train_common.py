@@ -31,8 +31,8 @@ def scale_minmax(splits: dict[str, Any]) -> dict[str, Any]:
     """The pipeline's own image scaling (per-pixel min-max fitted on the training split)."""
     from sklearn.preprocessing import MinMaxScaler
 
-    from tasks.standardize import FlatScaler
-    from tasks.train import Split
+    from tasks.datafiles import Split
+    from tasks.preprocessing import FlatScaler
 
     scaler = FlatScaler(MinMaxScaler()).fit(splits["train"].x)
     return {name: Split(scaler.transform(d.x), d.y.astype("int64")) for name, d in splits.items()}
@@ -47,7 +47,7 @@ def train_and_score(params: Any, splits: dict[str, Any]) -> tuple[Any, Any, floa
     """Train with the pipeline's own train_model; return (network, history, seconds, accuracy)."""
     import time
 
-    from tasks.train import train_model
+    from tasks.fitting import train_model
 
     start = time.perf_counter()
     network, history = train_model(params, splits["train"], splits["val"], verbose=2)

@@ -24,7 +24,7 @@ def main() -> None:
     import_tensorflow()
     from tasks import clean, ingest, split, standardize, validate
     from tasks.config import load_params
-    from tasks.train import load_split
+    from tasks.datafiles import load_split
 
     params = load_params(ROOT / "params.yaml")
     with tempfile.TemporaryDirectory() as folder:

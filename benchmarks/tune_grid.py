@@ -66,10 +66,10 @@ def processed_splits(data: str, rows: int) -> tuple[Any, Any]:
     """(train, val) as the standardize stage writes them, for digits or MNIST's first rows."""
     from tasks.clean import clean_data
     from tasks.config import load_params, with_overrides
+    from tasks.datafiles import Split
     from tasks.ingest import load_source
+    from tasks.preprocessing import fit_preprocessor, transform_split
     from tasks.split import split_data
-    from tasks.standardize import fit_preprocessor, transform_split
-    from tasks.train import Split
 
     params = load_params(ROOT / "params.yaml")
     if data == "mnist":
@@ -83,7 +83,8 @@ def processed_splits(data: str, rows: int) -> tuple[Any, Any]:
 
 
 def timed(params: Any, splits: Any) -> dict[str, Any]:
-    from tasks.tune import TrialLog, grid_points, open_runner, pick_best, rank_key, search
+    from tasks.runners import open_runner
+    from tasks.search import TrialLog, grid_points, pick_best, rank_key, search
 
     started = time.perf_counter()
     log = TrialLog()

@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
 
-from tasks.datafiles import Arrays, Data
+from tasks.datafiles import Arrays, Data, flat_rows
+from tasks.preprocessing import Preprocessor, load_preprocessor
 from tasks.runtime import UserError, import_tensorflow
-from tasks.standardize import Preprocessor
-from tasks.train import flat_rows
 
 REQUIREMENTS = ("tensorflow", "keras", "scikit-learn", "pandas", "numpy", "pyarrow", "mlflow")
 KERAS_ONLY = ("tensorflow", "keras")
@@ -97,8 +96,6 @@ class Bundle(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        from tasks.standardize import load_preprocessor
-
         self.preprocessor = load_preprocessor(Path(context.artifacts["preprocessor"]))
         self.network = load_network(Path(context.artifacts["network"]))
 

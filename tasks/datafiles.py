@@ -38,6 +38,35 @@ class Arrays:
 
 Data: TypeAlias = pd.DataFrame | Arrays
 
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A model-ready split (standardize's output): float32 inputs x and encoded targets y."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+def load_split(folder: Path, name: str) -> Split:
+    """`<name>.npz` of `paths.processed`, as standardize wrote it."""
+    path = folder / f"{name}.npz"
+    if not path.is_file():
+        raise UserError(f"{path}: not found (run the standardize stage first)")
+    with np.load(path) as npz:
+        return Split(npz["x"], npz["y"])
+
+
+def n_classes_of(task: str, *splits: Split) -> int:
+    """How many classes the encoded labels of the splits span (0 for regression)."""
+    return 0 if task == "regression" else int(max(int(s.y.max()) for s in splits) + 1)
+
+
+def flat_rows(x: np.ndarray) -> np.ndarray:
+    """One flat row per sample (images and sequences are flattened), as an MLP takes them."""
+    return x.reshape(len(x), -1)
+
 
 def labels_of(data: Data, label: str) -> np.ndarray:
     """The targets: `y` of arrays, the label column of a table."""

@@ -1,6 +1,6 @@
-"""Evaluation figures: the confusion matrix and captioned grids of test images.
+"""Figures: the training curves, the confusion matrix and captioned grids of test images.
 
-Pure matplotlib on in-memory arrays (Agg backend, no display); evaluate saves and logs them.
+Pure matplotlib on in-memory data (Agg backend, no display); train and evaluate save and log them.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 GRID = 5  # a 5x5 grid of images
 
@@ -87,3 +88,22 @@ def wrong_grid(
     return plot_image_grid(
         images[index], captions, np.ones(len(index), bool), "Most confidently wrong"
     )
+
+
+def plot_curves(history: pd.DataFrame) -> Any:
+    """Training vs validation curves, one panel per metric."""
+    plt = _pyplot()
+    names = [
+        c
+        for c in history.columns
+        if not c.startswith("val_") and c not in ("epoch", "learning_rate")
+    ]
+    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=False):
+        axis.plot(history["epoch"], history[name], label="train")
+        if f"val_{name}" in history:
+            axis.plot(history["epoch"], history[f"val_{name}"], label="validation")
+        axis.set(title=name, xlabel="epoch")
+        axis.legend()
+    figure.tight_layout()
+    return figure

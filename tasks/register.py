@@ -16,8 +16,8 @@ from typing import Any
 
 from tasks.config import Params, RegisterParams, load_params
 from tasks.datafiles import labels_of, read_data, read_json, write_json
+from tasks.metrics import minimize, score_frame
 from tasks.runtime import UserError, run_entry
-from tasks.tune import minimize
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,6 @@ def _champion_score(client: Any, params: Params) -> tuple[str | None, float | No
     from mlflow.exceptions import MlflowException
 
     from tasks.bundle import raw_features
-    from tasks.evaluate import score_frame
 
     name = params.register_.model_name
     try:
@@ -92,7 +91,7 @@ def run(params: Params) -> dict[str, Any]:
     import mlflow
     from mlflow import MlflowClient
 
-    from tasks.promote import champion_history, crown
+    from tasks.registry import champion_history, crown
     from tasks.tracking import start_tracking
 
     start_tracking(params)

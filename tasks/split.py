@@ -16,12 +16,10 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import DatasetParams, Params, SplitParams, load_params
-from tasks.datafiles import Arrays, Data, labels_of, read_data, replace_dir, write_data
+from tasks.datafiles import SPLITS, Arrays, Data, labels_of, read_data, replace_dir, write_data
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 def _can_stratify(y: np.ndarray, rules: SplitParams) -> bool:

@@ -9,9 +9,14 @@ artifacts beside it in `mlruns/artifacts/`.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.config import Params
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def local_store(mlruns: Path) -> str:
@@ -41,3 +46,21 @@ def start_tracking(params: Params) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return str(experiment_id)
+
+
+def log_curves(curves: pd.DataFrame) -> None:
+    """Every epoch's values as step metrics of the active run, in one batch (steps from 0, as
+    Keras's MlflowCallback logs them)."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    active = mlflow.active_run()
+    if active is None:
+        raise RuntimeError("train: no active MLflow run to log the curves to")
+    stamp = int(time.time() * 1000)
+    metrics = [
+        Metric(name, float(value), stamp, int(epoch) - 1)
+        for name in curves.columns.drop("epoch")
+        for epoch, value in zip(curves["epoch"], curves[name], strict=True)
+    ]
+    mlflow.MlflowClient().log_batch(active.info.run_id, metrics=metrics)

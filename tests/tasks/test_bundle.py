@@ -12,10 +12,9 @@ import pytest
 
 from tasks.bundle import load_network, network_file, predict_rows, save_network
 from tasks.config import CleanParams, DatasetParams, StandardizeParams
-from tasks.datafiles import Arrays
+from tasks.datafiles import Arrays, flat_rows
+from tasks.preprocessing import Preprocessor, fit_preprocessor
 from tasks.runtime import UserError
-from tasks.standardize import Preprocessor, fit_preprocessor
-from tasks.train import flat_rows
 
 
 def _fitted(train: Any, task: str = "classification") -> tuple[Any, Preprocessor]:

@@ -40,7 +40,7 @@ def _register(name: str, train: Any, outputs: int, tmp: Path) -> None:
     import mlflow
 
     from tasks.bundle import log_bundle, raw_features
-    from tasks.standardize import fit_preprocessor
+    from tasks.preprocessing import fit_preprocessor
 
     preprocessor = fit_preprocessor(train, StandardizeParams(), CleanParams(), DatasetParams())
     width = preprocessor.transform(raw_features(train, "label")[:1]).shape[1:]

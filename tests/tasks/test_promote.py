@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tasks.promote import HISTORY_TAG, champion_history, crown, main
+from tasks.promote import main
+from tasks.registry import HISTORY_TAG, champion_history, crown
 from tasks.runtime import UserError
 
 NAME = "promote-test"

@@ -8,15 +8,15 @@ import pytest
 
 from tasks.config import CleanParams, DatasetParams, StandardizeParams, parse_params
 from tasks.datafiles import Arrays, write_data
-from tasks.runtime import UserError
-from tasks.standardize import (
+from tasks.preprocessing import (
     build_table_transformer,
     fit_and_transform,
     fit_preprocessor,
     load_preprocessor,
-    run,
     transform_split,
 )
+from tasks.runtime import UserError
+from tasks.standardize import run
 
 DATASET = DatasetParams(label="y")
 

@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 from keras.callbacks import Callback
 
+from tasks.callbacks import Carry, early_stopping
 from tasks.config import ModelParams, Params, TrainParams, parse_params, with_overrides
+from tasks.datafiles import Split
+from tasks.fitting import describe_devices, fit_model, precision_policy, train_model
+from tasks.models import build_model, build_optimizer, head_for
+from tasks.resume import backup_dir_for
 from tasks.runtime import UserError
-from tasks.train import (
-    Carry,
-    Split,
-    backup_dir_for,
-    build_model,
-    build_optimizer,
-    describe_devices,
-    early_stopping,
-    fit_model,
-    head_for,
-    precision_policy,
-    sklearn_estimator,
-    train_model,
-    train_sklearn,
-)
+from tasks.sklearn_mlp import sklearn_estimator, train_sklearn
 
 
 @pytest.mark.parametrize(

@@ -9,23 +9,17 @@ import numpy as np
 import pytest
 
 from tasks.config import Params, TuneParams, parse_params, with_overrides
+from tasks.datafiles import Split
+from tasks.runners import _shared_prefect_api, open_runner
 from tasks.runtime import UserError
-from tasks.train import Split
-from tasks.tune import (
+from tasks.search import TrialLog, grid_points, halving_rungs, pick_best, rank_key, search
+from tasks.sklearn_mlp import search_sklearn
+from tasks.trials import (
     Trial,
     TrialJob,
-    TrialLog,
     TrialResult,
-    _shared_prefect_api,
-    grid_points,
-    halving_rungs,
-    open_runner,
-    pick_best,
-    rank_key,
     run_trial,
     score_history,
-    search,
-    search_sklearn,
     to_trial,
     train_trial,
     train_trial_remotely,
