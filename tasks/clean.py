@@ -207,7 +207,7 @@ def recheck_expectations(raw_report: dict[str, Any], coerced: list[str]) -> list
 
 def run(params: Params) -> Cleaned:
     """Clean `paths.raw` into `paths.clean`, validate it again, write `reports/clean.json`."""
-    from tasks.validate import check_data, raise_on_failure, report_path, write_report
+    from tasks.checks import check_data, raise_on_failure, report_path, write_report
 
     raw_report = read_json(report_path(params))
     cleaned = clean_data(read_data(params.paths.raw, "data"), params.clean, params.dataset)

@@ -6,8 +6,8 @@ Reads the input file and `models:/<register.model_name>@champion` (or the given 
 writes the output file (`.csv` or `.parquet`): the row id (`predict.id_column`, else `row`,
 the row number), the predicted label and one `proba_<class>` column per class. The input is
 checked first against the model's training schema (its signature) with the pipeline's own
-Great Expectations suite (`tasks.validate`); the label may be absent. A file that fails gets
-one clear error and nothing is written.
+Great Expectations suite (`tasks.suites`, run by `tasks.checks`); the label may be absent. A
+file that fails gets one clear error and nothing is written.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def serving_expectations(expectations: list[Any], label: str) -> list[Any]:
 
 def check_input(data: Data, schema: Schema, params: Params, source: Path) -> None:
     """The pipeline's suite (saved + params.yaml rules) minus what concerns the label."""
-    from tasks.validate import check_data, full_suite, load_suite, raise_on_failure, suite_path
+    from tasks.checks import check_data, raise_on_failure
+    from tasks.suites import full_suite, load_suite, suite_path
 
     label = params.dataset.label
     _check_shape(data, schema, source)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tasks import validate
+from tasks.checks import ValidationFailed
 from tasks.clean import clean_data, duplicated_rows, run
 from tasks.config import CleanParams, DatasetParams, OutlierRule, parse_params
 from tasks.datafiles import Arrays, write_data
@@ -150,7 +151,7 @@ def test_cleaned_data_is_validated_again_and_nothing_is_written_when_it_fails(
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0, 5.0], "y": [0, 0, 0, 1, 1, 1]})
     write_data(frame, tmp_path / "raw", "data")
     validate.run(params)
-    with pytest.raises(validate.ValidationFailed, match="expect_rows_per_class_at_least") as error:
+    with pytest.raises(ValidationFailed, match="expect_rows_per_class_at_least") as error:
         run(params)
     assert str(tmp_path / "clean") in str(error.value)
     assert not (tmp_path / "clean").exists() and not (tmp_path / "reports/clean.json").exists()

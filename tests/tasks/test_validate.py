@@ -8,19 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.checks import LOCAL_CHECKS, ValidationFailed, check_data, validate_data
 from tasks.config import DatasetParams, ValidateParams, parse_params
 from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
-from tasks.validate import (
-    ValidationFailed,
-    check_data,
-    full_suite,
-    infer_suite,
-    load_suite,
-    run,
-    save_suite,
-    validate_data,
-)
+from tasks.suites import LOCAL_TYPES, full_suite, infer_suite, load_suite, save_suite
+from tasks.validate import run
 
 DATASET = DatasetParams(label="label")
 
@@ -354,3 +347,8 @@ def test_results_come_in_the_order_of_one_gx_run_over_the_table() -> None:
         (None, "table_row_count_to_be_between"),
         ("b", "column_values_to_not_be_null"),
     ]
+
+
+def test_the_suite_file_check_knows_every_local_expectation() -> None:
+    # load_suite leaves the local types to tasks.checks and hands the rest to GX to check
+    assert set(LOCAL_CHECKS) == LOCAL_TYPES
