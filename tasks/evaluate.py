@@ -14,14 +14,12 @@ model's.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from tasks.config import DatasetParams, EvaluateParams, Params, load_params
 from tasks.datafiles import (
@@ -33,6 +31,7 @@ from tasks.datafiles import (
     replace_file,
     write_json,
 )
+from tasks.lineage import file_md5, locked_md5
 from tasks.metrics import per_class_report, score_frame
 from tasks.runtime import run_entry
 
@@ -84,27 +83,6 @@ def _write_curves(history: Path, folder: Path) -> None:
         figure = plot_curves(pd.read_csv(history))
         figure.savefig(folder / "curves.png", dpi=100)
         plt.close(figure)
-
-
-def file_md5(path: Path) -> str:
-    """The file's md5, as DVC records it for each file of a tracked folder."""
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def locked_md5(lock: Path, out: Path) -> str | None:
-    """The md5 that dvc.lock records for an output path, if any."""
-    if not lock.is_file():
-        return None
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    for stage in stages.values():
-        for entry in stage.get("outs", []):
-            if Path(entry["path"]) == out:
-                return str(entry.get("md5"))
-    return None
 
 
 def log_datasets(params: Params) -> None:

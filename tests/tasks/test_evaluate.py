@@ -9,7 +9,8 @@ import pytest
 from tasks import figures
 from tasks.config import EvaluateParams
 from tasks.datafiles import Arrays
-from tasks.evaluate import build_figures, file_md5, locked_md5
+from tasks.evaluate import build_figures
+from tasks.lineage import file_md5, locked_md5
 from tasks.metrics import per_class_report, positive_proba, score_frame, score_predictions
 
 
