@@ -196,11 +196,30 @@ class EvaluateParams(Section):
     average: Literal["macro", "weighted", "micro"] = "macro"
 
 
+class GateParams(Section):
+    """How a challenger must beat the champion on the same rows to be promoted."""
+
+    test: Literal["mcnemar", "bootstrap"] = "mcnemar"
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # one-sided significance level
+    min_improvement: float = Field(default=0.0, ge=0)  # the gain that matters, in metric units
+    resamples: int = Field(default=2000, ge=100)  # bootstrap and permutation draws
+    seed: int = 0
+
+
 class RegisterParams(Section):
     model_name: str = "retrain-model"
     metric: str = "accuracy"
-    min_improvement: float = 0.0
     thresholds: dict[str, float] = {}
+    gate: GateParams = GateParams()
+
+    @model_validator(mode="after")
+    def _mcnemar_needs_accuracy(self) -> RegisterParams:
+        if self.gate.test == "mcnemar" and self.metric != "accuracy":
+            raise ValueError(
+                f"register.gate.test 'mcnemar' compares right/wrong rows, so it needs "
+                f"register.metric accuracy, not {self.metric!r}; use 'bootstrap'"
+            )
+        return self
 
 
 class MlflowParams(Section):
@@ -209,6 +228,15 @@ class MlflowParams(Section):
 
 class PredictParams(Section):
     id_column: str | None = None  # carried from the input to the predictions; else row numbers
+
+
+class DriftParams(Section):
+    """When a change in the data, or its growth, justifies retraining."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # a feature's test must reach this p-value
+    psi: float = Field(default=0.2, gt=0)  # ... and its population stability index this size
+    min_new_rows: float = Field(default=0.1, ge=0)  # growth (fraction of rows) that alone retrains
+    max_features: int = Field(default=50, gt=0)  # the report keeps the most drifted this many
 
 
 class ScheduleParams(Section):
@@ -231,6 +259,7 @@ class Params(Section):
     register_: RegisterParams = Field(default=RegisterParams(), alias="register")
     mlflow: MlflowParams = MlflowParams()
     predict: PredictParams = PredictParams()
+    drift: DriftParams = DriftParams()
     schedule: ScheduleParams = ScheduleParams()
 
 
