@@ -3,8 +3,10 @@
 Each task calls the same adapter as `python -m tasks.<step>`, skips itself when DVC says the
 stage is up to date (content hashes of its deps, params and outs), and records what it
 wrote in dvc.lock, so after a flow run `dvc status` is clean and `dvc repro` is a no-op.
+After the data steps, `decide` (flows/decide.py) says whether the run retrains: it skips the
+model steps when the only change is a few new rows without drift, and records why.
 
-    python -m flows.retrain
+    python -m flows.retrain [--force]
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from prefect import State, flow, task
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from flows.decide import DATA_STEPS, Decision, decide, record
+from flows.stages import record_stage, stage_is_current
 from tasks.config import Params, load_params
 from tasks.datafiles import read_json
 from tasks.runtime import UserError, run_entry
@@ -37,41 +41,14 @@ class _NoEmptyTraceback(logging.Filter):
 
 logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
 
-STEPS = (
-    "ingest",
-    "validate",
-    "clean",
-    "split",
-    "standardize",
-    "tune",
-    "train",
-    "evaluate",
-    "register",
-)
+MODEL_STEPS = ("split", "standardize", "tune", "train", "evaluate", "register")
+STEPS = (*DATA_STEPS, *MODEL_STEPS)
 TRACKED_STEPS = ("tune", "train")  # steps whose MLflow run is tagged with the flow run
 
 
-def _dvc_repo() -> Any:
-    from dvc.repo import Repo
-
-    logging.getLogger("dvc").setLevel(logging.WARNING)  # importing dvc resets it to INFO
-    return Repo()
-
-
-def stage_is_current(step: str) -> bool:
-    """DVC's own judgement: deps, params and outs all match dvc.lock."""
-    with _dvc_repo() as repo:
-        return not repo.status(targets=[step])
-
-
-def record_stage(step: str) -> None:
-    """Hash the stage's outputs into dvc.lock and the DVC cache, as `dvc repro` would."""
-    with _dvc_repo() as repo:
-        repo.commit(step, force=True)
-
-
-def run_step(step: str, params: Params) -> str | State:
-    """Run one step unless DVC finds it current; return 'ran' or 'skipped'.
+def run_step(step: str, params: Params, tags: dict[str, str] | None = None) -> str | State:
+    """Run one step unless DVC finds it current; return 'ran' or 'skipped'. `tags` go on the
+    MLflow run of the tracked steps.
 
     A user's mistake (bad data, bad params) fails the task with its one-line message
     instead of a traceback; a bug still raises.
@@ -82,7 +59,9 @@ def run_step(step: str, params: Params) -> str | State:
     adapter = importlib.import_module(f"tasks.{step}")
     try:
         if step in TRACKED_STEPS:
-            adapter.run(params, tags={"prefect.flow_run_id": str(flow_run.id or "")})
+            adapter.run(
+                params, tags={**(tags or {}), "prefect.flow_run_id": str(flow_run.id or "")}
+            )
         else:
             adapter.run(params)
     except UserError as error:
@@ -94,13 +73,14 @@ def run_step(step: str, params: Params) -> str | State:
 STEP_TASKS = {step: task(name=step, task_run_name=step)(run_step) for step in STEPS}
 
 
-def summarize(params: Params, outcome: dict[str, str]) -> dict[str, Any]:
+def summarize(params: Params, outcome: dict[str, str], decision: Decision) -> dict[str, Any]:
     """What the run produced, read back from the files the stages wrote."""
     from tasks.tracking import tracking_uri
 
     reports = params.paths.reports
     return {
         "steps": outcome,
+        "decision": {"retrain": decision.retrain, "reason": decision.reason},
         "metrics": read_json(reports / "metrics.json"),
         "mlflow_run_id": read_json(params.paths.model / "run.json")["mlflow_run_id"],
         "registry": read_json(reports / "registry.json"),
@@ -108,20 +88,48 @@ def summarize(params: Params, outcome: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def decide_and_record(params: Params, force: bool) -> Decision:
+    """Retrain or skip the model steps (flows/decide.py), recorded in the log and Prefect."""
+    decision = decide(params, MODEL_STEPS, force)
+    record(decision)
+    return decision
+
+
+DECIDE = task(name="decide", task_run_name="decide")(decide_and_record)
+
+
+def _run_steps(
+    steps: tuple[str, ...], params: Params, outcome: dict[str, str], tags: dict[str, str]
+) -> State | None:
+    """Run the steps in order into outcome; the failed state of the first that fails."""
+    for step in steps:
+        state = STEP_TASKS[step](step, params, tags, return_state=True)
+        if state.is_failed():  # nothing after a failed step runs; the flow run is failed
+            return Failed(message=state.message)
+        outcome[step] = str(state.result())
+    return None
+
+
 @flow(name="retrain")
-def retrain() -> dict[str, Any] | State:
-    """Retrain: ingest, validate, clean, split, standardize, tune, train, evaluate, register."""
+def retrain(force: bool = False) -> dict[str, Any] | State:
+    """Retrain: ingest, validate, clean; decide; split, standardize, tune, train, evaluate,
+    register. `force` retrains whatever the decision would have said."""
     try:
         params = load_params()
     except UserError as error:
         return Failed(message=str(error))
     outcome: dict[str, str] = {}
-    for step in STEPS:
-        state = STEP_TASKS[step](step, params, return_state=True)
-        if state.is_failed():  # nothing after a failed step runs; the flow run is failed
-            return Failed(message=state.message)
-        outcome[step] = str(state.result())
-    return summarize(params, outcome)
+    failed = _run_steps(DATA_STEPS, params, outcome, {})
+    if failed is not None:
+        return failed
+    decision = DECIDE(params, force, return_state=True)
+    if decision.is_failed():
+        return Failed(message=f"decide: {decision.message}")
+    decided: Decision = decision.result()  # type: ignore[assignment]
+    if not decided.retrain:
+        return summarize(params, outcome | dict.fromkeys(MODEL_STEPS, "skipped"), decided)
+    failed = _run_steps(MODEL_STEPS, params, outcome, decided.tags())
+    return failed or summarize(params, outcome, decided)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -136,6 +144,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(
         [
             "",
+            f"decision: {summary['decision']['reason']}",
             f"steps run: {', '.join(ran) or 'none (everything up to date)'}",
             f"test metrics: {metrics}",
             f"MLflow run: {summary['mlflow_run_id']} ({summary['tracking_uri']})",
@@ -157,11 +166,15 @@ def preload_libraries() -> None:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description="Run the retraining flow once on params.yaml.").parse_args()
+    parser = argparse.ArgumentParser(description="Run the retraining flow once on params.yaml.")
+    parser.add_argument(
+        "--force", action="store_true", help="retrain even without new rows, drift or changes"
+    )
+    args = parser.parse_args()
     from flows.server import prefect_api
 
     with prefect_api(while_starting=preload_libraries):
-        state = retrain(return_state=True)
+        state = retrain(force=args.force, return_state=True)
     if state.is_failed():
         raise UserError(state.message or "the retrain flow failed")
     print(format_summary(state.result()))  # type: ignore[arg-type]

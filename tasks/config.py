@@ -107,7 +107,7 @@ class SplitParams(Section):
     val: float = Field(default=0.1, gt=0, lt=1)
     test: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 42
-    stratify: bool = True
+    key: str | None = None  # a column (table) or NPZ array naming each row; else a content hash
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitParams:
@@ -199,7 +199,7 @@ class EvaluateParams(Section):
 class GateParams(Section):
     """How a challenger must beat the champion on the same rows to be promoted."""
 
-    test: Literal["mcnemar", "bootstrap"] = "mcnemar"
+    test: Literal["auto", "mcnemar", "bootstrap"] = "auto"  # auto: mcnemar for accuracy
     alpha: float = Field(default=0.05, gt=0, lt=1)  # one-sided significance level
     min_improvement: float = Field(default=0.0, ge=0)  # the gain that matters, in metric units
     resamples: int = Field(default=2000, ge=100)  # bootstrap and permutation draws
@@ -214,6 +214,7 @@ class RegisterParams(Section):
 
     @model_validator(mode="after")
     def _mcnemar_needs_accuracy(self) -> RegisterParams:
+        """Only an explicit `mcnemar` is refused: `auto` picks bootstrap for other metrics."""
         if self.gate.test == "mcnemar" and self.metric != "accuracy":
             raise ValueError(
                 f"register.gate.test 'mcnemar' compares right/wrong rows, so it needs "

@@ -24,16 +24,22 @@ from tasks.runtime import UserError
 
 @dataclass(frozen=True)
 class Arrays:
-    """Images [n, h, w, c] or sequences [n, steps, features] with their targets y [n]."""
+    """Images [n, h, w, c] or sequences [n, steps, features] with their targets y [n], and
+    the rows' keys [n] when the source names them (`split.key`)."""
 
     x: np.ndarray
     y: np.ndarray
+    keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, index: np.ndarray) -> Arrays:
-        return Arrays(self.x[index], self.y[index])
+        keys = None if self.keys is None else self.keys[index]
+        return Arrays(self.x[index], self.y[index], keys)
+
+    def without_keys(self) -> Arrays:
+        return Arrays(self.x, self.y)
 
 
 Data: TypeAlias = pd.DataFrame | Arrays
@@ -87,7 +93,8 @@ def write_data(data: Data, folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(data, Arrays):
         path = folder / f"{name}.npz"
-        save_npz(path, x=data.x, y=data.y)
+        keys = {} if data.keys is None else {"keys": data.keys}
+        save_npz(path, x=data.x, y=data.y, **keys)
     else:
         path = folder / f"{name}.parquet"
         data.to_parquet(path, index=False)
@@ -101,7 +108,7 @@ def read_data(folder: Path, name: str) -> Data:
         return pd.read_parquet(table)
     if arrays.is_file():
         with np.load(arrays, allow_pickle=False) as npz:
-            return Arrays(npz["x"], npz["y"])
+            return Arrays(npz["x"], npz["y"], npz["keys"] if "keys" in npz.files else None)
     raise UserError(f"{folder}: no {name}.parquet or {name}.npz (did the previous stage run?)")
 
 

@@ -163,13 +163,15 @@ def decide_retrain(
     rules: DriftParams,
     force: bool = False,
 ) -> tuple[bool, str]:
-    """Retrain when forced, with no champion yet, with enough new rows, or on drift."""
+    """Retrain when forced, with no champion yet, with enough new (or relabelled) rows, or
+    on drift; `new_rows` counts the rows the champion never saw or saw with another label."""
     if force:
         return True, "retrain: forced"
     if report is None:
         return True, "retrain: no champion yet"
     growth = new_rows / reference_rows if reference_rows > 0 else float("inf")
-    share, limit = f"{new_rows} new rows ({growth:.1%}", f"{rules.min_new_rows * 100:g}%)"
+    share = f"{new_rows} new or relabelled rows ({growth:.1%}"
+    limit = f"{rules.min_new_rows * 100:g}%)"
     if growth >= rules.min_new_rows:
         return True, f"retrain: {share} >= {limit}"
     if report["drift"]:

@@ -146,6 +146,9 @@ def _log_run(
             folder = path.parent.relative_to(params.paths.reports).as_posix()
             mlflow.log_artifact(str(path), f"data_quality/{folder}".removesuffix("/."))
         log_datasets(params)
+        # the rows each split holds, by key: register keeps a later challenger's comparison
+        # with this model to rows it neither trained nor tuned on
+        mlflow.log_artifact(str(params.paths.split / "manifest.json"), "split")
 
 
 def run(params: Params) -> dict[str, float]:

@@ -50,6 +50,7 @@ def compare(
     truth: Any, champion_pred: Any, challenger_pred: Any, metric: str, rules: GateParams
 ) -> GateResult:
     """Test whether challenger_pred beats champion_pred on metric, row for row."""
+    rules = resolve_test(rules, metric)
     name = _metric_name(metric, rules.test)
     rows = _aligned(truth, champion_pred, challenger_pred, name)
     champion_score, challenger_score = (_sklearn_score(name, rows[0], p) for p in rows[1:])
@@ -75,6 +76,14 @@ def compare(
         passed=passed,
         reason=f"{reason}: {verdict}",
     )
+
+
+def resolve_test(rules: GateParams, metric: str) -> GateParams:
+    """`auto`: the exact McNemar test for accuracy, the paired bootstrap for other metrics."""
+    if rules.test != "auto":
+        return rules
+    test = "mcnemar" if metric == "accuracy" else "bootstrap"
+    return rules.model_copy(update={"test": test})
 
 
 def _metric_name(metric: str, test: str) -> str:

@@ -96,11 +96,13 @@ def load_idx(folder: Path) -> Arrays:
     return Arrays(np.concatenate(xs), np.concatenate(ys))
 
 
-def load_npz(path: Path) -> Arrays:
-    """Read an `.npz` with `x` of shape [n, ...] and `y` of shape [n]."""
+def load_npz(path: Path, key: str | None = None) -> Arrays:
+    """Read an `.npz` with `x` of shape [n, ...] and `y` of shape [n] (and, when `key` names
+    one, the rows' keys [n])."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             x, y = npz["x"], npz["y"]
+            keys = npz[key] if key is not None and key in npz.files else None
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except KeyError as error:
@@ -112,11 +114,13 @@ def load_npz(path: Path) -> Arrays:
             f"{path}: need x [n,h,w(,c)] or [n,steps,features] and y [n]; "
             f"got x {x.shape}, y {y.shape}"
         )
-    return Arrays(x, y)
+    if keys is not None and keys.shape != y.shape:
+        raise UserError(f"{path}: the key array {key!r} has shape {keys.shape}, need [{len(y)}]")
+    return Arrays(x, y, keys)
 
 
-def load_source(ingest: IngestParams, dataset: DatasetParams) -> Data:
-    """Load the configured source into memory (no writing)."""
+def load_source(ingest: IngestParams, dataset: DatasetParams, key: str | None = None) -> Data:
+    """Load the configured source into memory (no writing); `key`: an NPZ's key array."""
     if ingest.drop_columns and ingest.source not in ("csv", "parquet"):
         raise UserError(f"ingest.drop_columns applies to csv/parquet tables, not {ingest.source}")
     if ingest.source == "sklearn":
@@ -127,7 +131,7 @@ def load_source(ingest: IngestParams, dataset: DatasetParams) -> Data:
             "csv": lambda p: load_table(p, dataset.label, ingest.drop_columns),
             "parquet": lambda p: load_table(p, dataset.label, ingest.drop_columns),
             "idx": load_idx,
-            "npz": load_npz,
+            "npz": lambda p: load_npz(p, key),
         }
         data = loaders[ingest.source](ingest.path)
     if ingest.max_rows is not None and len(data) > ingest.max_rows:
@@ -151,7 +155,7 @@ def _fingerprint(path: Path | None) -> str | None:
 
 def run(params: Params) -> Path:
     """Load the source and write it, with its provenance, to `paths.raw`."""
-    data = load_source(params.ingest, params.dataset)
+    data = load_source(params.ingest, params.dataset, params.split.key)
     with replace_dir(params.paths.raw) as staging:
         write_data(data, staging, "data")
         write_json(

@@ -1,10 +1,13 @@
-"""register: register the trained bundle and move `@champion` only forward.
+"""register: register the trained bundle and move `@champion` only forward, on evidence.
 
-Reads `paths.model/run.json`, `reports/metrics.json` and `paths.split/test`; writes
-`reports/registry.json`. The new version always gets `@challenger`. It becomes `@champion`
-only if it passes `register.thresholds` and beats the current champion, scored again on the
-same test split, by at least `register.min_improvement` on `register.metric`. The decision,
-both scores and the reason are recorded as tags on the version.
+Reads `paths.model/run.json`, `reports/metrics.json` and `paths.split/{test,manifest.json}`;
+writes `reports/registry.json`. The new version always gets `@challenger`. It becomes
+`@champion` only if it passes `register.thresholds` and beats the current champion beyond
+chance (`register.gate`: an exact McNemar test, or a paired bootstrap) on the same rows, rows
+neither of them trained or tuned on: today's test rows less the champion's own training and
+validation rows (from the manifest logged with its run). The first model is promoted on the
+thresholds alone. The decision, the test, its p-value and the rows are recorded as tags on
+the version and in `reports/registry.json`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tasks.config import Params, RegisterParams, load_params
-from tasks.datafiles import labels_of, read_data, read_json, write_json
-from tasks.metrics import minimize, score_frame
+from tasks.config import GateParams, Params, RegisterParams, load_params
+from tasks.datafiles import Arrays, labels_of, read_data, read_json, write_json
+from tasks.gate import GateResult, resolve_test
+from tasks.metrics import minimize
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
@@ -30,60 +34,86 @@ class Decision:
     champion_score: float | None
 
 
-def decide(
-    scores: dict[str, float], champion_score: float | None, rules: RegisterParams
-) -> Decision:
-    """Whether a challenger with these test scores replaces a champion with champion_score."""
+def missed_threshold(scores: dict[str, float], rules: RegisterParams) -> str | None:
+    """The first of `register.thresholds` the test scores miss, in words; None if none."""
     if rules.metric not in scores:
         raise UserError(f"register.metric {rules.metric!r} is not one of {sorted(scores)}")
-    score = scores[rules.metric]
     for name, threshold in rules.thresholds.items():
         value = scores.get(name, math.nan)
         worse = value > threshold if minimize(name) else value < threshold
         if math.isnan(value) or worse:
-            return Decision(
-                False, f"{name}={value:.4f} misses threshold {threshold}", score, champion_score
-            )
-    if champion_score is None:
+            return f"{name}={value:.4f} misses threshold {threshold}"
+    return None
+
+
+def decide(scores: dict[str, float], gate: GateResult | None, rules: RegisterParams) -> Decision:
+    """Whether a challenger with these test scores becomes champion, given the gate's verdict
+    on the rows it shares with the champion (None: there is no champion yet)."""
+    score = scores.get(rules.metric, math.nan)
+    missed = missed_threshold(scores, rules)
+    champion_score = gate.champion_score if gate else None
+    if missed:
+        return Decision(False, missed, score, champion_score)
+    if gate is None:
         return Decision(True, "first model that passes the thresholds", score, None)
-    gain = champion_score - score if minimize(rules.metric) else score - champion_score
-    if gain > 0 and gain >= rules.min_improvement:
-        return Decision(
-            True, f"beats champion by {gain:.4f} on {rules.metric}", score, champion_score
-        )
-    needed = (
-        f"more than {rules.min_improvement}"
-        if rules.min_improvement <= 0
-        else (f"at least {rules.min_improvement}")
-    )
-    return Decision(
-        False,
-        f"{rules.metric} {score:.4f} vs champion's {champion_score:.4f} on today's test split: "
-        f"a gain of {gain:.4f}, {needed} needed",
-        score,
-        champion_score,
-    )
+    return Decision(gate.passed, gate.reason, score, champion_score)
 
 
-def _champion_score(client: Any, params: Params) -> tuple[str | None, float | None]:
-    """The current champion's version and its score on today's test split."""
+def shared_rows(params: Params, champion_manifest: dict[str, Any] | None) -> Any:
+    """Positions of today's test rows that the champion neither trained nor tuned on."""
+    import numpy as np
+
+    test_keys = read_json(params.paths.split / "manifest.json")["test"]["keys"]
+    if champion_manifest is None:
+        return np.arange(len(test_keys))
+    seen = set(champion_manifest["train"]["keys"]) | set(champion_manifest["val"]["keys"])
+    return np.array([i for i, key in enumerate(test_keys) if key not in seen], dtype=int)
+
+
+def run_gate(client: Any, params: Params, champion: Any, challenger_uri: str) -> GateResult:
+    """Score champion and challenger on the rows neither trained on; test the difference."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     from tasks.bundle import raw_features
+    from tasks.gate import compare
+    from tasks.registry import champion_manifest
 
-    name = params.register_.model_name
-    try:
-        version = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        return None, None
+    rules, metric = params.register_.gate, params.register_.metric
+    manifest = champion_manifest(client, champion.run_id)
+    if manifest is None:
+        log.warning("register: v%s's run logged no split manifest; all test rows", champion.version)
+    rows = shared_rows(params, manifest)
+    if len(rows) == 0:
+        return _nothing_to_compare(rules, metric)
     test = read_data(params.paths.split, "test")
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    predictions = model.predict(raw_features(test, params.dataset.label))
-    scores = score_frame(
-        labels_of(test, params.dataset.label), predictions, params.dataset.task, params.evaluate
+    features = raw_features(test, params.dataset.label)
+    features = features[rows] if isinstance(test, Arrays) else features.iloc[rows]
+    truth = labels_of(test, params.dataset.label)[rows]
+    champion_says, challenger_says = (
+        mlflow.pyfunc.load_model(uri).predict(features)["prediction"].to_numpy()
+        for uri in (f"models:/{params.register_.model_name}/{champion.version}", challenger_uri)
     )
-    return version.version, scores.get(params.register_.metric)
+    try:
+        return compare(truth, champion_says, challenger_says, metric, rules)
+    except ValueError as error:
+        raise UserError(f"register.gate: {error}") from None
+
+
+def _nothing_to_compare(rules: GateParams, metric: str) -> GateResult:
+    """The champion trained on every test row (split.seed or fractions changed): no evidence."""
+    reason = "no test rows that the champion did not train or tune on: nothing to compare on"
+    test = resolve_test(rules, metric).test
+    nan = math.nan
+    return GateResult(test, metric, nan, 0, nan, nan, nan, None, False, reason)
+
+
+def _tag_version(client: Any, name: str, version: str, decision: Decision, gate: Any) -> None:
+    for key, value in asdict(decision).items():
+        client.set_model_version_tag(name, version, f"promotion.{key}", str(value))
+    for key, value in (gate.as_dict() if gate else {}).items():
+        client.set_model_version_tag(name, version, f"gate.{key}", str(value))
+    verdict = "Promoted to @champion" if decision.promote else "Not promoted"
+    client.update_model_version(name, version, description=f"{verdict}: {decision.reason}.")
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -91,40 +121,35 @@ def run(params: Params) -> dict[str, Any]:
     import mlflow
     from mlflow import MlflowClient
 
-    from tasks.registry import champion_history, crown
+    from tasks.registry import champion_history, crown, current_champion
     from tasks.tracking import start_tracking
 
     start_tracking(params)
-    client = MlflowClient()
+    client, name = MlflowClient(), params.register_.model_name
     summary = read_json(params.paths.model / "run.json")
     scores = read_json(params.paths.reports / "metrics.json")
-    champion_version, champion_score = _champion_score(client, params)
-    decision = decide(scores, champion_score, params.register_)
-    name = params.register_.model_name
+    missed_threshold(scores, params.register_)  # a bad register.metric stops here
+    champion = current_champion(client, name)
+    gate = run_gate(client, params, champion, summary["model_uri"]) if champion else None
+    decision = decide(scores, gate, params.register_)
     version = mlflow.register_model(summary["model_uri"], name).version
     client.set_registered_model_alias(name, "challenger", version)
     if decision.promote:
         crown(client, name, version, [*champion_history(client, name), str(version)])
-    for key, value in asdict(decision).items():
-        client.set_model_version_tag(name, version, f"promotion.{key}", str(value))
-    verdict = "Promoted to @champion" if decision.promote else "Not promoted"
-    client.update_model_version(name, version, description=f"{verdict}: {decision.reason}.")
+    _tag_version(client, name, version, decision, gate)
+    previous = champion.version if champion else None
     record = {
         "model_name": name,
         "version": int(version),
         "run_id": summary["mlflow_run_id"],
-        "previous_champion": champion_version,
+        "previous_champion": previous,
         **asdict(decision),
-        "champion": int(version) if decision.promote else champion_version,
+        "gate": gate.as_dict() if gate else None,
+        "champion": int(version) if decision.promote else previous,
     }
     write_json(params.paths.reports / "registry.json", record)
-    log.info(
-        "register: %s version %s %s (%s)",
-        name,
-        version,
-        "is @champion" if decision.promote else "stays @challenger",
-        decision.reason,
-    )
+    state = "is @champion" if decision.promote else "stays @challenger"
+    log.info("register: %s version %s %s (%s)", name, version, state, decision.reason)
     return record
 
 

@@ -9,8 +9,10 @@ walk further back.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from tasks.datafiles import read_json
 from tasks.runtime import UserError
 
 HISTORY_TAG = "champion.history"
@@ -81,3 +83,27 @@ def _record(
     for key, value in record.items():
         client.set_model_version_tag(name, version, f"manual.{key}", value)
     return {"model_name": name, "champion": int(version), **record}
+
+
+def champion_manifest(client: Any, run_id: str) -> dict[str, Any] | None:
+    """The split manifest logged with the champion's run (None for a run without one)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="split/manifest.json", tracking_uri=client.tracking_uri
+        )
+    except (MlflowException, OSError):  # a run from before keyed splits
+        return None
+    return read_json(Path(path))
+
+
+def current_champion(client: Any, name: str) -> Any:
+    """The model version holding `@champion`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None

@@ -36,6 +36,9 @@ LOCAL_TYPES = frozenset(
 )
 
 
+NOT_NULL = "expect_column_values_to_not_be_null"
+
+
 def _expect(name: str, origin: str, **kwargs: Any) -> Expectation:
     return {"type": name, "kwargs": kwargs, "meta": {"origin": origin}}
 
@@ -75,7 +78,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _infer_column(frame: pd.DataFrame, column: str, dataset: DatasetParams) -> list[Expectation]:
+def _infer_column(
+    frame: pd.DataFrame, column: str, dataset: DatasetParams, key: str | None = None
+) -> list[Expectation]:
     series = frame[column]
     if series.isna().all():
         raise UserError(
@@ -87,9 +92,9 @@ def _infer_column(frame: pd.DataFrame, column: str, dataset: DatasetParams) -> l
     present = float(series.notna().mean())
     if column != dataset.label:
         mostly = math.floor(present * 100) / 100
-        result.append(
-            _expect("expect_column_values_to_not_be_null", "inferred", column=column, mostly=mostly)
-        )
+        result.append(_expect(NOT_NULL, "inferred", column=column, mostly=mostly))
+    if column == key:  # row names: always present, but new rows bring new values
+        return [*result[:1], _expect(NOT_NULL, "inferred", column=column, mostly=1.0)]
     if kind == "number":
         values = series.dropna()
         if not np.isfinite(values.to_numpy(dtype="float64")).all():
@@ -106,8 +111,9 @@ def _infer_column(frame: pd.DataFrame, column: str, dataset: DatasetParams) -> l
     return result
 
 
-def infer_suite(data: Data, dataset: DatasetParams) -> list[Expectation]:
-    """Expectations read off the data: schema, kinds, ranges, null fractions, label set."""
+def infer_suite(data: Data, dataset: DatasetParams, key: str | None = None) -> list[Expectation]:
+    """Expectations read off the data: schema, kinds, ranges, null fractions, label set
+    (for the `split.key` column, its kind and no nulls only)."""
     if isinstance(data, Arrays):
         frame = summarize_arrays(data, dataset.label)
         if frame[["x_min", "x_max"]].isna().any().any():
@@ -138,7 +144,7 @@ def infer_suite(data: Data, dataset: DatasetParams) -> list[Expectation]:
             )
         ]
         for column in frame.columns:
-            suite += _infer_column(frame, column, dataset)
+            suite += _infer_column(frame, column, dataset, key)
     if dataset.task == "classification" and dataset.label in frame.columns:
         labels = sorted(_plain(v) for v in frame[dataset.label].dropna().unique())
         suite.append(

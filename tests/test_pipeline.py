@@ -93,8 +93,15 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
     status = run_cli(["dvc", "status"], project).stdout
     assert "up to date" in status, status
 
+    assert client.get_run(run.info.run_id).data.tags["retrain.decision"] == (  # type: ignore[attr-defined]
+        "retrain: no champion yet (or none with a split manifest)"
+    )
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "split")}  # type: ignore[attr-defined]
+    assert logged == {"split/manifest.json"}, "register reads the champion's rows from it"
+
     again = retrain()
     assert set(again["steps"].values()) == {"skipped"}
+    assert again["decision"]["reason"] == "skip: no new rows since the champion's data"
     assert again["registry"]["version"] == 1
 
 
@@ -110,12 +117,18 @@ def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harnes
         "evaluate",
         "register",
     ]
+    assert second["decision"]["reason"].startswith("retrain: the pipeline changed (train: ")
     registry = second["registry"]
     assert not registry["promote"] and int(registry["champion"]) == 1
+    # both trained on the same split: the gate compares them on every test row
+    test_rows = json.loads((project / "data/split/manifest.json").read_text())["test"]["rows"]
+    assert registry["gate"]["test"] == "mcnemar" and registry["gate"]["n_rows"] == test_rows
+    assert "McNemar exact p=" in registry["reason"]
     client = _client()
     assert int(client.get_model_version_by_alias("digits-test", "champion").version) == 1  # type: ignore[attr-defined]
     challenger = client.get_model_version_by_alias("digits-test", "challenger")  # type: ignore[attr-defined]
     assert int(challenger.version) == 2 and challenger.tags["promotion.promote"] == "False"
+    assert float(challenger.tags["gate.p_value"]) == pytest.approx(registry["gate"]["p_value"])
     assert client.get_registered_model("digits-test").tags["champion.history"] == "1"  # type: ignore[attr-defined]
 
 

@@ -149,9 +149,15 @@ def test_psi_by_hand() -> None:
     [
         ({"drift": False}, 12, True, True, "retrain: forced"),
         (None, 0, False, True, "retrain: no champion yet"),
-        ({"drift": False}, 150, False, True, "retrain: 150 new rows (15.0% >= 10%)"),
+        ({"drift": False}, 150, False, True, "retrain: 150 new or relabelled rows (15.0% >= 10%)"),
         ({"drift": True, "reason": "drift in mean"}, 0, False, True, "retrain: drift in mean"),
-        ({"drift": False}, 12, False, False, "skip: 12 new rows (1.2% < 10%) and no drift"),
+        (
+            {"drift": False},
+            12,
+            False,
+            False,
+            "skip: 12 new or relabelled rows (1.2% < 10%) and no drift",
+        ),
     ],
 )
 def test_decide_retrain(

@@ -161,7 +161,10 @@ def test_gate_params_default_and_bootstrap_for_any_metric() -> None:
         ({"gate": {"alpha": 0}}, "register.gate.alpha"),
         ({"gate": {"resamples": 10}}, "register.gate.resamples"),
         ({"gate": {"min_improvement": -0.1}}, "register.gate.min_improvement"),
-        ({"metric": "f1"}, "'mcnemar' compares right/wrong rows, so it needs register.metric"),
+        (
+            {"metric": "f1", "gate": {"test": "mcnemar"}},
+            "'mcnemar' compares right/wrong rows, so it needs register.metric",
+        ),
         ({"min_improvement": 0.01}, "unknown key 'register.min_improvement'"),
     ],
 )

@@ -1,0 +1,30 @@
+"""DVC's judgement of the stages, for the flow: is a stage current, and recording one that ran.
+
+The flow asks DVC itself (content hashes of deps, params and outs against dvc.lock), so the
+Prefect door and `dvc repro` agree on what is up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+
+def dvc_repo() -> Any:
+    """The project's DVC repository (opened where the command runs)."""
+    from dvc.repo import Repo
+
+    logging.getLogger("dvc").setLevel(logging.WARNING)  # importing dvc resets it to INFO
+    return Repo()
+
+
+def stage_is_current(step: str) -> bool:
+    """DVC's own judgement: deps, params and outs all match dvc.lock."""
+    with dvc_repo() as repo:
+        return not repo.status(targets=[step])
+
+
+def record_stage(step: str) -> None:
+    """Hash the stage's outputs into dvc.lock and the DVC cache, as `dvc repro` would."""
+    with dvc_repo() as repo:
+        repo.commit(step, force=True)
