@@ -172,8 +172,9 @@ def decide_retrain(
     growth = new_rows / reference_rows if reference_rows > 0 else float("inf")
     share = f"{new_rows} new or relabelled rows ({growth:.1%}"
     limit = f"{rules.min_new_rows * 100:g}%)"
+    drift = f"; {report['reason']}" if report["drift"] else ""
     if growth >= rules.min_new_rows:
-        return True, f"retrain: {share} >= {limit}"
+        return True, f"retrain: {share} >= {limit}{drift}"
     if report["drift"]:
         return True, f"retrain: {report['reason']}"
     return False, f"skip: {share} < {limit} and no drift"

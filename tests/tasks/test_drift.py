@@ -152,6 +152,13 @@ def test_psi_by_hand() -> None:
         ({"drift": False}, 150, False, True, "retrain: 150 new or relabelled rows (15.0% >= 10%)"),
         ({"drift": True, "reason": "drift in mean"}, 0, False, True, "retrain: drift in mean"),
         (
+            {"drift": True, "reason": "drift in mean"},
+            150,
+            False,
+            True,
+            "retrain: 150 new or relabelled rows (15.0% >= 10%); drift in mean",
+        ),
+        (
             {"drift": False},
             12,
             False,
