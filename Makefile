@@ -31,8 +31,8 @@ PORT ?= 5000
 
 install: .venv/.installed
 
-run: install  ## install everything, then run the retraining flow once
-	python -m flows.retrain
+run: install  ## install everything, then run the retraining flow once (FORCE=1: retrain regardless)
+	python -m flows.retrain $(if $(FORCE),--force)
 
 test: install  ## the whole test suite (slow end-to-end tests included)
 	python -m pytest

@@ -43,6 +43,7 @@ def extract(rev: str, folder: Path) -> Path:
     archive = subprocess.run(
         ["git", "archive", rev, "tasks"], cwd=ROOT, capture_output=True, check=True
     ).stdout
+    folder.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 

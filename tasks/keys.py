@@ -85,8 +85,9 @@ def row_keys(data: Data, key: str | None, label: str) -> np.ndarray:
 
 
 def split_of(keys: np.ndarray, rules: SplitParams) -> np.ndarray:
-    """0 (train), 1 (val) or 2 (test) for each key: its hash with the seed, bucketed by the
-    split fractions."""
-    hashed = pd.util.hash_array(np.asarray(keys, dtype=object), hash_key=f"{rules.seed:016d}")
-    unit = hashed.astype("float64") / 2.0**64
+    """0 (train), 1 (val) or 2 (test) for each key: its hash mixed with the seed's, as a
+    fraction of 2**64, bucketed by the split fractions."""
+    hashed = pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+    seed = pd.util.hash_array(np.array([rules.seed], dtype=np.uint64))
+    unit = pd.util.hash_array(hashed ^ seed).astype("float64") / 2.0**64
     return np.searchsorted(np.array([rules.train, rules.train + rules.val]), unit, side="right")

@@ -136,9 +136,9 @@ def test_titanic_example_runs_through_the_data_steps_with_dvc(tmp_path: Path) ->
         assert json.loads((project / f"reports/validation/{name}.json").read_text())["success"]
         assert "0 failed" in (project / f"reports/validation/{name}.html").read_text()
     manifest = json.loads((project / "data/split/manifest.json").read_text())
-    assert {k: v["rows"] for k, v in manifest.items()} == {"train": 604, "val": 109, "test": 178}
+    assert {k: v["rows"] for k, v in manifest.items()} == {"train": 636, "val": 78, "test": 177}
     train = np.load(project / "data/processed/train.npz")
-    assert train["x"].shape[0] == 604 and not np.isnan(train["x"]).any()
+    assert train["x"].shape[0] == 636 and not np.isnan(train["x"]).any()
     status = run_cli(["dvc", "status", *DATA_STEPS], project).stdout
     assert "changed" not in status, status
 

@@ -79,14 +79,14 @@ def test_keys_and_splits_are_pinned() -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"], "y": [0, 1, 0]})
     keys = content_keys(frame, "y")
     assert keys.tolist() == PINNED_KEYS
-    numbered = np.array([str(i) for i in range(1, 13)], dtype=object)
+    numbered = np.array([str(i) for i in range(1, 21)], dtype=object)
     assert split_of(numbered, SplitParams()).tolist() == PINNED_SPLITS
     image = Arrays(np.arange(8, dtype="float32").reshape(2, 2, 2, 1), np.array([0, 1]))
     assert content_keys(image, "y").tolist() == PINNED_IMAGE_KEYS
 
 
 PINNED_KEYS = ["f94ffa059fe55534", "1411f348d5deb2a2", "eb398e47a2682f3a"]
-PINNED_SPLITS = [0, 0, 1, 0, 0, 1, 0, 0, 2, 2, 0, 0]
+PINNED_SPLITS = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0]
 PINNED_IMAGE_KEYS = ["47f98d0d8f039e52", "f3cadb044c04c4de"]
 
 
