@@ -20,7 +20,7 @@ STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: install run test lint ui schedule repro clean-outputs
+.PHONY: install run test lint ui schedule repro reproduce clean-outputs
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv
@@ -40,11 +40,14 @@ test: install  ## the whole test suite (slow end-to-end tests included)
 lint: install
 	ruff check . && ruff format --check . && mypy
 
-repro: install  ## the same steps through DVC, stage by stage, no Prefect server
-	dvc repro
+repro: install  ## the same steps through DVC, stage by stage, no Prefect server; and the MLflow record
+	python -m flows.repro
 
 ui: install  ## the MLflow UI over the project's store
 	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
 
 schedule: install  ## a Prefect server plus a deployment retraining on params.yaml's schedule.cron
 	python -m flows.schedule $(if $(CRON),--cron "$(CRON)")
+
+reproduce: install  ## rebuild a registered version from its tags: make reproduce MODEL=models:/name/3
+	python -m tasks.reproduce $(MODEL)

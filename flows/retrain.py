@@ -25,6 +25,7 @@ from flows.stages import record_stage, stage_is_current
 from tasks.config import Params, load_params
 from tasks.datafiles import read_json
 from tasks.runtime import UserError, run_entry
+from tasks.tracking import missing_record
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,18 @@ TRACKED_STEPS = ("tune", "train")  # steps whose MLflow run is tagged with the f
 
 
 def run_step(step: str, params: Params, tags: dict[str, str] | None = None) -> str | State:
-    """Run one step unless DVC finds it current; return 'ran' or 'skipped'. `tags` go on the
-    MLflow run of the tracked steps.
+    """Run one step unless DVC finds it current and the MLflow store holds its record;
+    return 'ran' or 'skipped'. `tags` go on the MLflow run of the tracked steps.
 
     A user's mistake (bad data, bad params) fails the task with its one-line message
     instead of a traceback; a bug still raises.
     """
     if stage_is_current(step):
-        log.info("%s: up to date (dvc.lock matches), skipped", step)
-        return "skipped"
+        missing = missing_record(params, step)
+        if missing is None:
+            log.info("%s: up to date (dvc.lock matches), skipped", step)
+            return "skipped"
+        log.info("%s: up to date for DVC, but %s: running it again", step, missing)
     adapter = importlib.import_module(f"tasks.{step}")
     try:
         if step in TRACKED_STEPS:

@@ -7,6 +7,7 @@ stage never leaves a partial output behind for the next one.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -148,3 +149,29 @@ def replace_file(target: Path) -> Iterator[Path]:
         staging.replace(target)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def pin_archive(path: Path, volatile: tuple[str, ...] = ("date_saved",)) -> None:
+    """Rewrite a zip (a `.keras` model) so the same content gives the same bytes: fixed entry
+    timestamps, and the volatile keys dropped from its JSON members (Keras stamps the time
+    of saving into metadata.json)."""
+    with zipfile.ZipFile(path) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with replace_file(path) as staging, zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in members:
+            stamp = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            out.writestr(stamp, _without(data, volatile) if name.endswith(".json") else data)
+
+
+def _without(data: bytes, keys: tuple[str, ...]) -> bytes:
+    content = json.loads(data)
+    if not isinstance(content, dict):
+        return data
+    text = json.dumps({k: v for k, v in content.items() if k not in keys})
+    # objects shared between layers are tagged with Python's id() of the moment: renumber
+    ids: dict[str, str] = {}
+    return re.sub(
+        r'"shared_object_id": (\d+)',
+        lambda m: f'"shared_object_id": {ids.setdefault(m.group(1), str(len(ids)))}',
+        text,
+    ).encode()

@@ -31,7 +31,7 @@ from tasks.datafiles import (
     replace_file,
     write_json,
 )
-from tasks.lineage import file_md5, locked_md5
+from tasks.lineage import file_md5, lineage_tags, locked_md5
 from tasks.metrics import per_class_report, score_frame
 from tasks.runtime import run_entry
 
@@ -134,6 +134,7 @@ def _log_run(
 
     start_tracking(params)
     with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags(lineage_tags(params, "evaluate"))
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
         if report:
             mlflow.log_dict(report, "evaluation/per_class.json")

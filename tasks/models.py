@@ -8,6 +8,7 @@ definition.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,14 +138,20 @@ def build_optimizer(train: TrainParams, steps_per_epoch: int) -> Any:
             train.learning_rate, decay_steps=max(steps_per_epoch, 1), decay_rate=0.9
         )
     if train.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, momentum=train.momentum)
+        return keras.optimizers.SGD(rate, momentum=train.momentum, name="sgd")
     classes = {
         "adam": keras.optimizers.Adam,
         "rmsprop": keras.optimizers.RMSprop,
         "adagrad": keras.optimizers.Adagrad,
         "adadelta": keras.optimizers.Adadelta,
     }
-    return classes[train.optimizer](rate)
+    return classes[train.optimizer](rate, name=train.optimizer)  # not Keras' counter
+
+
+def _snake_case(name: str) -> str:
+    """`MaxPooling2D` -> `max_pooling2d`, as Keras names its layers."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def build_model(
@@ -165,15 +172,14 @@ def build_model(
         kernel_initializer=seeds.initializer("glorot_uniform"),
         dtype="float32",
     )
-    network = keras.Sequential(
-        [
-            keras.Input(input_shape),
-            *augmentation_layers(train.augmentation, input_shape, seeds),
-            *_body(model, input_shape, seeds),
-            output,
-        ],
-        name=f"{model.type}",
-    )
+    layers = [*augmentation_layers(train.augmentation, input_shape, seeds)]
+    layers += [*_body(model, input_shape, seeds), output]
+    for number, layer in enumerate(layers):
+        # by position, not Keras' per-process counter: the same model, wherever it was built,
+        # has the same variable names, config and saved file
+        layer.name = f"{_snake_case(type(layer).__name__)}_{number}"
+    inputs = keras.Input(input_shape, name="input")
+    network = keras.Sequential([inputs, *layers], name=f"{model.type}")
     network.compile(
         optimizer=build_optimizer(train, steps_per_epoch),
         loss=head.loss,

@@ -70,12 +70,13 @@ def shared_rows(params: Params, champion_manifest: dict[str, Any] | None) -> Any
     return np.array([i for i, key in enumerate(test_keys) if key not in seen], dtype=int)
 
 
-def run_gate(client: Any, params: Params, champion: Any, challenger_uri: str) -> GateResult:
+def run_gate(client: Any, params: Params, champion: Any) -> GateResult:
     """Score champion and challenger on the rows neither trained on; test the difference."""
     import mlflow
 
-    from tasks.bundle import raw_features
+    from tasks.bundle import load_network, network_file, predict_rows, raw_features
     from tasks.gate import compare
+    from tasks.preprocessing import load_preprocessor
     from tasks.registry import champion_manifest
 
     rules, metric = params.register_.gate, params.register_.metric
@@ -89,12 +90,14 @@ def run_gate(client: Any, params: Params, champion: Any, challenger_uri: str) ->
     features = raw_features(test, params.dataset.label)
     features = features[rows] if isinstance(test, Arrays) else features.iloc[rows]
     truth = labels_of(test, params.dataset.label)[rows]
-    champion_says, challenger_says = (
-        mlflow.pyfunc.load_model(uri).predict(features)["prediction"].to_numpy()
-        for uri in (f"models:/{params.register_.model_name}/{champion.version}", challenger_uri)
-    )
+    champion_uri = f"models:/{params.register_.model_name}/{champion.version}"
+    champion_says = mlflow.pyfunc.load_model(champion_uri).predict(features)["prediction"]
+    # the challenger's bundle is these very files, already here: no round trip to the store
+    network = load_network(network_file(params.paths.model))
+    preprocessor = load_preprocessor(params.paths.preprocessor)
+    challenger_says = predict_rows(network, preprocessor, features)["prediction"]
     try:
-        return compare(truth, champion_says, challenger_says, metric, rules)
+        return compare(truth, champion_says.to_numpy(), challenger_says.to_numpy(), metric, rules)
     except ValueError as error:
         raise UserError(f"register.gate: {error}") from None
 
@@ -105,6 +108,16 @@ def _nothing_to_compare(rules: GateParams, metric: str) -> GateResult:
     test = resolve_test(rules, metric).test
     nan = math.nan
     return GateResult(test, metric, nan, 0, nan, nan, nan, None, False, reason)
+
+
+def lineage_of(client: Any, run_id: str) -> dict[str, str]:
+    """What made the version: its run's lineage tags, and every md5 in dvc.lock now that the
+    stages before register are recorded there."""
+    from tasks.lineage import pipeline_md5s
+
+    kept = ("lineage.", "dvc.md5.", "mlflow.source.git.commit", "prefect.flow_run_id")
+    tags = client.get_run(run_id).data.tags
+    return {k: v for k, v in tags.items() if k.startswith(kept)} | pipeline_md5s()
 
 
 def _tag_version(client: Any, name: str, version: str, decision: Decision, gate: Any) -> None:
@@ -120,6 +133,7 @@ def run(params: Params) -> dict[str, Any]:
     """Register the model as a new version; promote it to @champion when it earns it."""
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.entities import RunTag
 
     from tasks.registry import champion_history, crown, current_champion
     from tasks.tracking import start_tracking
@@ -130,13 +144,17 @@ def run(params: Params) -> dict[str, Any]:
     scores = read_json(params.paths.reports / "metrics.json")
     missed_threshold(scores, params.register_)  # a bad register.metric stops here
     champion = current_champion(client, name)
-    gate = run_gate(client, params, champion, summary["model_uri"]) if champion else None
+    gate = run_gate(client, params, champion) if champion else None
     decision = decide(scores, gate, params.register_)
     version = mlflow.register_model(summary["model_uri"], name).version
     client.set_registered_model_alias(name, "challenger", version)
     if decision.promote:
         crown(client, name, version, [*champion_history(client, name), str(version)])
     _tag_version(client, name, version, decision, gate)
+    lineage = lineage_of(client, summary["mlflow_run_id"])
+    for key, value in lineage.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.log_batch(summary["mlflow_run_id"], tags=[RunTag(k, v) for k, v in lineage.items()])
     previous = champion.version if champion else None
     record = {
         "model_name": name,

@@ -8,10 +8,11 @@ artifacts beside it in `mlruns/artifacts/`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tasks.config import Params
 
@@ -64,3 +65,53 @@ def log_curves(curves: pd.DataFrame) -> None:
         for epoch, value in zip(curves["epoch"], curves[name], strict=True)
     ]
     mlflow.MlflowClient().log_batch(active.info.run_id, metrics=metrics)
+
+
+def _run(client: Any, run_id: str | None) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id) if run_id else None
+    except MlflowException:
+        return None
+
+
+def missing_record(params: Params, step: str) -> str | None:
+    """Why the store in use lacks the MLflow record of a step's current outputs (the runs,
+    trials, test metrics or version they name), or None when it has it (or keeps none)."""
+    from mlflow import MlflowClient
+
+    reports, model = params.paths.reports, params.paths.model
+    files = {"tune": reports / "tune.json", "train": model / "run.json"}
+    files |= {"evaluate": model / "run.json", "register": reports / "registry.json"}
+    if step not in files or not files[step].is_file():
+        return None
+    start_tracking(params)
+    client = MlflowClient()
+    recorded = json.loads(files[step].read_text())
+    run = _run(client, recorded.get("mlflow_run_id") or recorded.get("run_id"))
+    if run is None:
+        return f"the store has no run {recorded.get('mlflow_run_id') or recorded.get('run_id')}"
+    if step == "tune" and len(_trials(client, run)) < len(recorded["trials"]):
+        return f"run {run.info.run_id} lacks its {len(recorded['trials'])} trial runs"
+    if step == "evaluate" and not any(k.startswith("test_") for k in run.data.metrics):
+        return f"run {run.info.run_id} has no test metrics"
+    if step == "register":
+        return _missing_version(client, recorded)
+    return None
+
+
+def _trials(client: Any, run: Any) -> list[Any]:
+    query = f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    return list(client.search_runs([run.info.experiment_id], query, max_results=1000))
+
+
+def _missing_version(client: Any, recorded: dict[str, Any]) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    name, version = recorded["model_name"], str(recorded["version"])
+    try:
+        found = client.get_model_version(name, version)
+    except MlflowException:
+        return f"the registry has no {name} v{version}"
+    return None if found.run_id == recorded["run_id"] else f"{name} v{version} is another run's"

@@ -26,6 +26,7 @@ from tasks.config import Params, load_params, with_overrides
 from tasks.datafiles import Split, load_split, read_data, read_json, replace_dir, write_json
 from tasks.figures import plot_curves
 from tasks.fitting import describe_devices, precision_policy, train_model
+from tasks.lineage import lineage_tags
 from tasks.resume import prepare_backup, read_epoch_log, remove_backup
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.sklearn_mlp import check_sklearn, train_sklearn
@@ -153,7 +154,8 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
     # scikit-learn trains in seconds: no backup to resume from, nor a killed run to go on in
     backup, resumed = (None, None) if on_sklearn else prepare_backup(tuned, splits[0])
     tune_run_id = read_json(tune_report).get("mlflow_run_id")
-    with _training_run(tune_run_id, tags or {}, resumed) as active:
+    tags = {**lineage_tags(params, "train"), **(tags or {})}
+    with _training_run(tune_run_id, tags, resumed) as active:
         if backup is not None:
             backup.with_suffix(".run").write_text(active.info.run_id)
         mlflow.log_params(_flat_params(tuned))

@@ -22,6 +22,7 @@ import pandas as pd
 
 from tasks.config import Params, TuneParams, load_params
 from tasks.datafiles import Split, load_split, write_json
+from tasks.lineage import lineage_tags
 from tasks.runners import open_runner
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.search import TrialLog, grid_points, pick_best, search
@@ -71,6 +72,7 @@ def run(
     experiment_id = start_tracking(params)
     client = mlflow.MlflowClient(tracking_uri(params.paths.mlruns))
     started = time.perf_counter()
+    tags = {**lineage_tags(params, "tune"), **(tags or {})}
     with mlflow.start_run(run_name="pipeline", tags=tags) as parent:
         trial_log = TrialLog(client, experiment_id, parent.info.run_id)
         trials, trained = (

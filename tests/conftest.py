@@ -18,6 +18,7 @@ PROJECT_FILES = (
     "flows",
     "dvc.yaml",
     "params.yaml",
+    "uv.lock",
     "expectations",
     ".dvc/config",
     ".dvc/.gitignore",

@@ -49,7 +49,9 @@ def test_paths_are_templated_from_params(params_file: str) -> None:
 
 
 @pytest.mark.slow
-def test_dvc_repro_runs_every_stage_and_then_only_what_changed(tmp_path: Path) -> None:
+def test_dvc_repro_runs_every_stage_and_then_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_project(tmp_path / "project", FAST_PARAMS)
     first = run_cli(["dvc", "repro"], project).stdout
     assert all(f"Running stage '{stage}'" in first for stage in STEPS), first
@@ -63,6 +65,21 @@ def test_dvc_repro_runs_every_stage_and_then_only_what_changed(tmp_path: Path) -
     rerun = run_cli(["dvc", "repro"], project).stdout
     ran = re.findall(r"Running stage '(\w+)'", rerun)
     assert ran == ["train", "evaluate", "register"], rerun
+
+    # a new store: `dvc repro` alone would do nothing; `make repro` restores the record
+    store = f"sqlite:///{tmp_path / 'new-store.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    assert "Running stage" not in run_cli(["dvc", "repro"], project).stdout
+    restored = run_cli(["python", "-m", "flows.repro"], project)
+    assert "tune: the store has no run" in restored.stderr, restored.stderr
+    ran = re.findall(r"Running stage '(\w+)'", restored.stdout)
+    assert ran == ["tune", "train", "evaluate", "register"], restored.stdout
+    from mlflow import MlflowClient
+
+    version = MlflowClient(tracking_uri=store, registry_uri=store).get_model_version(
+        "digits-test", "1"
+    )
+    assert version.tags["lineage.git_dirty"] == "true", "train.epochs changed after the commit"
 
 
 @pytest.mark.slow
