@@ -44,6 +44,7 @@ repro: install  ## the same steps through DVC, stage by stage, no Prefect server
 	python -m flows.repro
 
 ui: install  ## the MLflow UI over the project's store
+	@python -m flows.server --check-port $(PORT) --host $(HOST)
 	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
 
 schedule: install  ## a Prefect server plus a deployment retraining on params.yaml's schedule.cron

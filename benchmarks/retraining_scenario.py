@@ -43,6 +43,8 @@ PROJECT = (
     ".dvc/.gitignore",
     ".dvcignore",
     "expectations",
+    "data/source/README.md",
+    "uv.lock",
 )
 QUIET = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -79,7 +81,8 @@ def versions(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def make_project(target: Path) -> Path:
+def make_project(target: Path, source: str = "npz", deterministic: bool = False) -> Path:
+    """A fresh git checkout of the project's code and params (no outputs, no store)."""
     for name in PROJECT:
         source = ROOT / name
         if source.is_dir():
@@ -88,10 +91,13 @@ def make_project(target: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     params = (target / "params.yaml").read_text()
-    params = params.replace("  source: sklearn ", "  source: npz     ", 1)
-    params = params.replace("  path: null ", "  path: data/source/digits.npz ", 1)
+    if source == "npz":
+        params = params.replace("  source: sklearn ", "  source: npz     ", 1)
+        params = params.replace("  path: null ", "  path: data/source/digits.npz ", 1)
+    if deterministic:
+        params = params.replace("  deterministic: false ", "  deterministic: true  ", 1)
     (target / "params.yaml").write_text(params)
-    (target / "data/source").mkdir(parents=True)
+    (target / "data/source").mkdir(parents=True, exist_ok=True)
     for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"]):
         subprocess.run(command, cwd=target, check=True, capture_output=True)
     return target

@@ -17,7 +17,7 @@ import subprocess
 
 from flows.retrain import STEPS
 from tasks.config import load_params
-from tasks.runtime import UserError, run_entry
+from tasks.runtime import UserError, project_lock, run_entry
 from tasks.tracking import missing_record
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def repro() -> list[str]:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    rerun = repro()
+    with project_lock():
+        rerun = repro()
     log.info("repro: the MLflow store holds every record%s", f" (reran {rerun})" * bool(rerun))
 
 

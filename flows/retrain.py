@@ -24,8 +24,8 @@ from flows.decide import DATA_STEPS, Decision, decide, record
 from flows.stages import record_stage, stage_is_current
 from tasks.config import Params, load_params
 from tasks.datafiles import read_json
-from tasks.runtime import UserError, run_entry
-from tasks.tracking import missing_record
+from tasks.runtime import UserError, project_lock, run_entry
+from tasks.tracking import check_server, missing_record, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ STEP_TASKS = {step: task(name=step, task_run_name=step)(run_step) for step in ST
 
 def summarize(params: Params, outcome: dict[str, str], decision: Decision) -> dict[str, Any]:
     """What the run produced, read back from the files the stages wrote."""
-    from tasks.tracking import tracking_uri
 
     reports = params.paths.reports
     return {
@@ -120,6 +119,7 @@ def retrain(force: bool = False) -> dict[str, Any] | State:
     register. `force` retrains whatever the decision would have said."""
     try:
         params = load_params()
+        check_server(tracking_uri(params.paths.mlruns))  # before any step changes anything
     except UserError as error:
         return Failed(message=str(error))
     outcome: dict[str, str] = {}
@@ -177,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     from flows.server import prefect_api
 
-    with prefect_api(while_starting=preload_libraries):
+    with project_lock(), prefect_api(while_starting=preload_libraries):
         state = retrain(force=args.force, return_state=True)
     if state.is_failed():
         raise UserError(state.message or "the retrain flow failed")

@@ -9,26 +9,33 @@ TensorFlow, MLflow, GX).
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tasks.runtime import UserError
+from tasks.runtime import UserError, answers, run_entry
 
 log = logging.getLogger(__name__)
 
+# `python -m prefect ...` that first asks the kernel for SIGTERM when its parent dies, even by
+# SIGKILL (Linux's parent-death signal), so a killed run leaves no server behind; a parent
+# already gone by then (argv[1] is its pid) ends it at once.
+ORPHANLESS_PREFECT = (
+    "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(0); "
+    "from prefect.cli import app; sys.argv = ['prefect', *sys.argv[2:]]; app()"
+)
+
 
 def healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    """Whether a Prefect API answers its health check."""
+    return answers(f"{api_url}/health", timeout_s=2)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -51,8 +58,9 @@ def prefect_server(
     once the server answers its health check.
     """
     api_url = f"http://{host}:{port}/api"
+    command = ["server", "start", "--host", host, "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+        [sys.executable, "-c", ORPHANLESS_PREFECT, str(os.getpid()), *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -87,6 +95,11 @@ def prefect_api(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
+    if configured and not healthy(configured.rstrip("/")):
+        raise UserError(
+            f"the Prefect API {configured} does not answer: start that server "
+            "(prefect server start), or unset PREFECT_API_URL to start one for this run"
+        )
     if configured:
         if while_starting is not None:
             while_starting()
@@ -113,3 +126,26 @@ def drain_to_api(timeout_s: float = 10) -> None:
 
     APILogWorker.drain_all(timeout=timeout_s)
     EventsWorker.drain_all(timeout=timeout_s)
+
+
+def check_port(host: str, port: int) -> None:
+    """A port already taken is named in one line, before a server tries to bind it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise UserError(
+                f"port {port} on {host} is in use: stop what holds it, or pick another (PORT=...)"
+            ) from None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Check that a port is free before serving.")
+    parser.add_argument("--check-port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    check_port(args.host, args.check_port)
+
+
+if __name__ == "__main__":
+    run_entry("flows.server")

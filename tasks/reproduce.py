@@ -31,6 +31,8 @@ from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
 
+EMPTY_FOLDER_MD5 = "d751713988987e9331980363e24189ce.dir"  # DVC's md5 of a folder with no files
+
 
 def resolve_version(client: Any, uri: str) -> Any:
     """The model version a `models:/<name>/<version>` or `models:/<name>@<alias>` URI names."""
@@ -101,7 +103,9 @@ def restore_data(folder: Path, tags: dict[str, str]) -> None:
     params = yaml.safe_load((folder / "params.yaml").read_text())
     source = Path(params.get("paths", {}).get("source", "data/source"))
     wanted = tags.get(f"dvc.md5.{source.as_posix()}")
-    if wanted and not (folder / source).exists():
+    if wanted == EMPTY_FOLDER_MD5:  # git keeps no empty folder: nothing to restore
+        (folder / source).mkdir(parents=True, exist_ok=True)
+    elif wanted and not (folder / source).exists():
         raise UserError(
             f"the data {source} (md5 {wanted}) is in neither the DVC cache nor a remote"
         )

@@ -21,6 +21,7 @@ import numpy as np
 
 from tasks.config import TuneParams
 from tasks.datafiles import Split
+from tasks.runtime import UserError, reachable
 from tasks.trials import (
     SPLIT_NAMES,
     TrialJob,
@@ -68,9 +69,22 @@ def _task_runner(tune: TuneParams, folder: str | None) -> Any:
     from prefect_dask import DaskTaskRunner
 
     if tune.dask_address:
+        check_scheduler(tune.dask_address)
         return DaskTaskRunner(address=tune.dask_address)
     local = {"n_workers": tune.workers, "threads_per_worker": 1, "processes": True}
     return DaskTaskRunner(cluster_kwargs={**local, "dashboard_address": None})
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler that does not accept connections is named in one line."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if not parts.hostname or not reachable(parts.hostname, parts.port or 8786):
+        raise UserError(
+            f"the Dask scheduler {address} does not answer: start it (dask scheduler), or set "
+            "tune.dask_address: null for a local cluster"
+        )
 
 
 def _cores() -> int:

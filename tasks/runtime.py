@@ -8,8 +8,10 @@ import importlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 QUIET_ENV = {
@@ -27,6 +29,15 @@ QUIET_ENV = {
     "GIT_PYTHON_REFRESH": "quiet",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+# Every retry of a remote service, bounded here: MLflow's REST client would otherwise retry a
+# dead tracking server 7 times with backoff (about 4 minutes); Prefect's client 5 times.
+RETRIES_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "PREFECT_CLIENT_MAX_RETRIES": "2",
+}
+SERVICE_TIMEOUT_S = 5  # a service that does not answer its health check in this long is down
 PIPELINE_LOGGERS = ("tasks", "flows")
 NOISY_LOGGERS = (
     "absl",
@@ -47,7 +58,7 @@ class UserError(Exception):
 
 def configure() -> None:
     """Quiet TensorFlow, MLflow, DVC and Prefect and set up logging; call before heavy imports."""
-    for key, value in QUIET_ENV.items():
+    for key, value in {**QUIET_ENV, **RETRIES_ENV}.items():
         os.environ.setdefault(key, value)
     logging.basicConfig(
         level=os.environ.get("RETRAIN_LOG_LEVEL", "INFO"),
@@ -93,6 +104,51 @@ def import_tensorflow() -> Any:
         os.dup2(saved, 2)
         os.close(saved)
     return tensorflow
+
+
+def answers(url: str, timeout_s: float = SERVICE_TIMEOUT_S) -> bool:
+    """Whether an HTTP health endpoint answers 200 within the timeout."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def reachable(host: str, port: int, timeout_s: float = SERVICE_TIMEOUT_S) -> bool:
+    """Whether a TCP service accepts connections within the timeout."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def project_lock(path: Path = Path(".retrain.lock")) -> Iterator[None]:
+    """One run per checkout: a second run refuses at once, naming the first one."""
+    from filelock import FileLock, Timeout
+
+    holder = path.with_suffix(".pid")
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text().strip() if holder.is_file() else "another process"
+        raise UserError(
+            f"another run of this project is in progress ({who}); wait for it to end, "
+            "or run in another clone"
+        ) from None
+    try:
+        holder.write_text(f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}")
+        yield
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
 
 
 def run_entry(module: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.config import Params
+from tasks.runtime import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,12 +30,24 @@ def tracking_uri(mlruns: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or local_store(mlruns)
 
 
+def check_server(uri: str) -> None:
+    """A tracking server that does not answer is named in one line, before any run starts."""
+    from tasks.runtime import answers
+
+    if uri.startswith(("http://", "https://")) and not answers(f"{uri.rstrip('/')}/health"):
+        raise UserError(
+            f"the MLflow tracking server {uri} does not answer: start it, or unset "
+            "MLFLOW_TRACKING_URI to use the project's own store"
+        )
+
+
 def start_tracking(params: Params) -> str:
     """Point MLflow at the store and the configured experiment; return the experiment id."""
     import mlflow
 
     params.paths.mlruns.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(params.paths.mlruns)
+    check_server(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     name = params.mlflow.experiment
