@@ -30,6 +30,13 @@ def tracking_uri(mlruns: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or local_store(mlruns)
 
 
+def run_name(params: Params) -> str:
+    """A pipeline run's name in the UI: what trained, on what, when (`cnn digits 12-02 03:00`)."""
+    source = params.ingest.name if params.ingest.source == "sklearn" else params.ingest.path
+    stem = Path(str(source)).name.split(".")[0]
+    return f"{params.model.type} {stem} {time.strftime('%m-%d %H:%M')}"
+
+
 def check_server(uri: str) -> None:
     """A tracking server that does not answer is named in one line, before any run starts."""
     from tasks.runtime import answers
@@ -55,7 +62,9 @@ def start_tracking(params: Params) -> str:
     if experiment is None:
         local = uri == local_store(params.paths.mlruns)  # a server decides its own artifacts
         artifacts = (params.paths.mlruns / "artifacts").resolve().as_uri() if local else None
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
+        # classic model training, not GenAI: MLflow 3's UI opens it on runs and models
+        kind = {"mlflow.experimentKind": "custom_model_development"}
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=kind)
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -30,7 +30,7 @@ from tasks.lineage import lineage_tags
 from tasks.resume import prepare_backup, read_epoch_log, remove_backup
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.sklearn_mlp import check_sklearn, train_sklearn
-from tasks.tracking import log_curves, start_tracking
+from tasks.tracking import log_curves, run_name, start_tracking
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def best_params(params: Params, tune_report: Path) -> Params:
     return with_overrides(params, read_json(tune_report).get("best_params", {}))
 
 
-def _training_run(tune_run_id: str | None, tags: dict[str, str], resumed: str | None) -> Any:
+def _training_run(
+    params: Params, tune_run_id: str | None, tags: dict[str, str], resumed: str | None
+) -> Any:
     """Train inside the tuning run that chose the params; or in a new run, linked to it, when
     that run already trained a model or lives in another store (tune.json from git or DVC).
     A training resumed from a backup goes on in the run it was killed in (`resumed`)."""
@@ -61,7 +63,7 @@ def _training_run(tune_run_id: str | None, tags: dict[str, str], resumed: str | 
         if not trained:
             return mlflow.start_run(run_id=tune_run_id, tags=tags)
         tags = {**tags, "retrain.tune_run_id": tune_run_id}
-    return mlflow.start_run(run_name="pipeline", tags=tags)
+    return mlflow.start_run(run_name=run_name(params), tags=tags)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
     backup, resumed = (None, None) if on_sklearn else prepare_backup(tuned, splits[0])
     tune_run_id = read_json(tune_report).get("mlflow_run_id")
     tags = {**lineage_tags(params, "train"), **(tags or {})}
-    with _training_run(tune_run_id, tags, resumed) as active:
+    with _training_run(params, tune_run_id, tags, resumed) as active:
         if backup is not None:
             backup.with_suffix(".run").write_text(active.info.run_id)
         mlflow.log_params(_flat_params(tuned))

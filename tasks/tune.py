@@ -27,6 +27,7 @@ from tasks.runners import open_runner
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.search import TrialLog, grid_points, pick_best, search
 from tasks.sklearn_mlp import search_sklearn
+from tasks.tracking import run_name
 from tasks.trials import Trial, TrialMap, TrialResult
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def run(
     client = mlflow.MlflowClient(tracking_uri(params.paths.mlruns))
     started = time.perf_counter()
     tags = {**lineage_tags(params, "tune"), **(tags or {})}
-    with mlflow.start_run(run_name="pipeline", tags=tags) as parent:
+    with mlflow.start_run(run_name=run_name(params), tags=tags) as parent:
         trial_log = TrialLog(client, experiment_id, parent.info.run_id)
         trials, trained = (
             tune_trials(params, splits, trial_log, runner) if params.tune.grid else ([], 0)
