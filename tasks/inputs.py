@@ -69,7 +69,9 @@ def _drop_label(raw: Any, label: str) -> Any:
 
 def as_samples(raw: Any, shape: tuple[int, ...], value_range: Any = None) -> np.ndarray:
     """Samples of `shape` from an array, nested lists or a table of prod(shape) columns."""
-    x = _shaped(_numbers(_array(raw, shape)), shape)
+    x = _numbers(_array(raw, shape))
+    came = f"a table of {x.shape[1]} columns" if isinstance(raw, pd.DataFrame) else None
+    x = _shaped(x, shape, came or f"an array of shape {x.shape}")
     _check_values(x, value_range)
     return x
 
@@ -110,7 +112,7 @@ def _without_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(n for n in shape if n != 1)
 
 
-def _shaped(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _shaped(x: np.ndarray, shape: tuple[int, ...], came: str) -> np.ndarray:
     """x as (n, *shape): as it is, without (or with other) length-1 axes, or flat rows."""
     if x.ndim >= 1 and x.shape[1:] == shape:
         return x
@@ -121,8 +123,7 @@ def _shaped(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     squeezed = _without_ones(shape)
     accepted = f"{shape} or {squeezed}" if squeezed != shape else str(shape)
     raise InputError(
-        f"the model takes samples of shape {accepted}, or {size} values per row; "
-        f"got an array of shape {x.shape}"
+        f"the model takes samples of shape {accepted}, or {size} values per row; got {came}"
     )
 
 

@@ -53,6 +53,7 @@ def test_sequences_take_flat_rows_and_the_canonical_form_is_not_copied() -> None
     [
         (np.full((3, 5, 5), 7.25), "(8, 8), or 64 values per row; got an array of shape (3, 5, 5)"),
         (np.full((3, 63), 7.25), "got an array of shape (3, 63)"),
+        (pd.DataFrame(np.full((3, 10), 7.25)), "64 values per row; got a table of 10 columns"),
         ([["seven"] * 64], "real or integer numbers, got text"),
         (np.full((2, 64), True), "got booleans"),
         (np.where(PIXELS == 3, np.nan, 7.25), "missing or infinite values in 3 of 3 samples"),
@@ -60,7 +61,7 @@ def test_sequences_take_flat_rows_and_the_canonical_form_is_not_copied() -> None
         ("7.25", "got str"),
         (np.zeros((0, 8, 8)), "one row or more, got none"),
     ],
-    ids=["size", "flat-size", "text", "bool", "nan", "ragged", "str", "empty"],
+    ids=["size", "flat-size", "table-width", "text", "bool", "nan", "ragged", "str", "empty"],
 )
 def test_a_bad_sample_gets_one_short_line_without_the_data(raw: Any, expected: str) -> None:
     with pytest.raises(InputError) as caught:

@@ -191,7 +191,7 @@ def test_json_inputs_and_dataframe_split_predict_what_the_pipeline_predicts(
         ({"inputs": np.full((3, 5, 5), 7.25).tolist()}, "got an array of shape (3, 5, 5)"),
         ({"inputs": np.full((2, 8, 8), 255).tolist()}, "within [0, 16] (validate.value_range)"),
         ({"inputs": [["seven"] * 64]}, "real or integer numbers, got text"),
-        ({"dataframe_split": {"data": np.full((2, 10), 7.25).tolist()}}, "(2, 10)"),
+        ({"dataframe_split": {"data": np.full((2, 10), 7.25).tolist()}}, "table of 10 columns"),
     ],
     ids=["size", "range", "text", "columns"],
 )
