@@ -19,8 +19,10 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 STORE := sqlite:///$(CURDIR)/mlruns/mlflow.db
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# make serve's port: not PORT, so that the UI and the served model can be up at once
+SERVE_PORT ?= 5001
 
-.PHONY: install run test lint ui schedule repro reproduce clean-outputs
+.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv
@@ -46,6 +48,9 @@ repro: install  ## the same steps through DVC, stage by stage, no Prefect server
 ui: install  ## the MLflow UI over the project's store
 	@python -m flows.server --check-port $(PORT) --host $(HOST)
 	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
+
+serve: install  ## register.model_name@champion over HTTP (MLflow's scoring server; VERSION=3 for another)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-$(STORE)} python -m tasks.serve --host $(HOST) --port $(SERVE_PORT) $(if $(VERSION),--version $(VERSION))
 
 schedule: install  ## a Prefect server plus a deployment retraining on params.yaml's schedule.cron
 	python -m flows.schedule $(if $(CRON),--cron "$(CRON)")

@@ -5,9 +5,9 @@
 Reads the input file and `models:/<register.model_name>@champion` (or the given version);
 writes the output file (`.csv` or `.parquet`): the row id (`predict.id_column`, else `row`,
 the row number), the predicted label and one `proba_<class>` column per class. The input is
-checked first against the model's training schema (its signature) with the pipeline's own
-Great Expectations suite (`tasks.suites`, run by `tasks.checks`); the label may be absent. A
-file that fails gets one clear error and nothing is written.
+checked first against the model's training schema (its `inputs` metadata) with the
+pipeline's own Great Expectations suite (`tasks.suites`, run by `tasks.checks`); the label
+may be absent. A file that fails gets one clear error and nothing is written.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 
 from tasks.config import Params, load_params
 from tasks.datafiles import Arrays, Data, replace_file
+from tasks.registry import model_uri
 from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,6 @@ class Schema:
 
     columns: list[str] | None
     sample_shape: tuple[int, ...] | None
-
-
-def model_uri(name: str, version: int | None) -> str:
-    return f"models:/{name}/{version}" if version else f"models:/{name}@champion"
 
 
 def read_input(path: Path, id_column: str | None) -> tuple[Data, np.ndarray]:
@@ -74,7 +71,12 @@ def _read(path: Path) -> tuple[Data, Any]:
 
 
 def training_schema(model: Any) -> Schema:
-    """The input schema recorded in the model's signature at training time."""
+    """The input schema recorded at training time: the model's `inputs` metadata, or (models
+    logged before the bundle took natural inputs) its signature."""
+    described = (model.metadata.metadata or {}).get("inputs")
+    if described is not None:
+        shape = described.get("sample_shape")
+        return Schema(described.get("columns"), None if shape is None else tuple(shape))
     schema = model.metadata.get_input_schema()
     if schema.is_tensor_spec():
         return Schema(None, tuple(schema.inputs[0].shape[1:]))

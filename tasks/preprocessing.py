@@ -132,13 +132,17 @@ def build_encoder(rules: StandardizeParams) -> Any:
 
 @dataclass
 class Preprocessor:
-    """Everything learned from the training split: feature transform and label encoding."""
+    """Everything learned from the training split: feature transform and label encoding, and
+    what serving accepts (`validate.value_range`, each table column's kind)."""
 
     label: str
     task: str
     features: Any
     columns: list[str] | None = None
     classes: np.ndarray | None = field(default=None)
+    # class-level defaults, so preprocessors pickled before these fields load too
+    value_range: tuple[float, float] | None = None
+    kinds: dict[str, str] | None = None  # table column -> number, text, bool or other
 
     def transform(self, raw: Data | np.ndarray | pd.DataFrame) -> np.ndarray:
         """Raw rows (a table without or with the label, or an array of samples) -> float32."""
@@ -169,6 +173,19 @@ class Preprocessor:
         return codes if self.classes is None else self.classes[codes]
 
 
+def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Each column's kind, as serving coerces to it: number, text, bool or other."""
+    return {str(column): _kind(series) for column, series in frame.items()}
+
+
+def _kind(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "text" if pd.api.types.is_string_dtype(series) else "other"
+
+
 def _classes(train: Data, dataset: DatasetParams) -> np.ndarray | None:
     if dataset.task != "classification":
         return None
@@ -176,20 +193,40 @@ def _classes(train: Data, dataset: DatasetParams) -> np.ndarray | None:
 
 
 def fit_preprocessor(
-    train: Data, rules: StandardizeParams, clean: CleanParams, dataset: DatasetParams
+    train: Data,
+    rules: StandardizeParams,
+    clean: CleanParams,
+    dataset: DatasetParams,
+    value_range: tuple[float, float] | None = None,
 ) -> Preprocessor:
-    """Fit the preprocessor on the training split only."""
+    """Fit the preprocessor on the training split only; `value_range` (`validate.value_range`)
+    is kept for serving, which refuses values outside it."""
     classes = _classes(train, dataset)
     if isinstance(train, Arrays):
         features = FlatScaler(build_scaler(rules)).fit(train.x)
-        return Preprocessor(dataset.label, dataset.task, features, None, classes)
+        return Preprocessor(dataset.label, dataset.task, features, None, classes, value_range)
     frame = train.drop(columns=dataset.label)
     features = build_table_transformer(frame, rules, clean).fit(text_as_categories(frame))
-    return Preprocessor(dataset.label, dataset.task, features, list(frame.columns), classes)
+    return _table_preprocessor(frame, features, classes, dataset, value_range)
+
+
+def _table_preprocessor(
+    frame: pd.DataFrame,
+    features: Any,
+    classes: np.ndarray | None,
+    dataset: DatasetParams,
+    value_range: tuple[float, float] | None,
+) -> Preprocessor:
+    columns, kinds = list(frame.columns), column_kinds(frame)
+    return Preprocessor(dataset.label, dataset.task, features, columns, classes, value_range, kinds)
 
 
 def fit_and_transform(
-    train: Data, rules: StandardizeParams, clean: CleanParams, dataset: DatasetParams
+    train: Data,
+    rules: StandardizeParams,
+    clean: CleanParams,
+    dataset: DatasetParams,
+    value_range: tuple[float, float] | None = None,
 ) -> tuple[Preprocessor, tuple[np.ndarray, np.ndarray]]:
     """Fit the preprocessor on the training split and return that split model-ready too.
 
@@ -197,14 +234,13 @@ def fit_and_transform(
     `fit_transform`); keeping that result spares transforming the largest split twice.
     """
     if isinstance(train, Arrays):
-        preprocessor = fit_preprocessor(train, rules, clean, dataset)
+        preprocessor = fit_preprocessor(train, rules, clean, dataset, value_range)
         return preprocessor, transform_split(preprocessor, train)
     frame = train.drop(columns=dataset.label)
     features = build_table_transformer(frame, rules, clean)
     x = np.asarray(features.fit_transform(text_as_categories(frame)), dtype="float32")
-    preprocessor = Preprocessor(
-        dataset.label, dataset.task, features, list(frame.columns), _classes(train, dataset)
-    )
+    classes = _classes(train, dataset)
+    preprocessor = _table_preprocessor(frame, features, classes, dataset, value_range)
     return preprocessor, (x, preprocessor.encode_labels(labels_of(train, dataset.label)))
 
 

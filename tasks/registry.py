@@ -18,6 +18,11 @@ from tasks.runtime import UserError
 HISTORY_TAG = "champion.history"
 
 
+def model_uri(name: str, version: int | None = None) -> str:
+    """`models:/<name>/<version>`, or `models:/<name>@champion` when no version is named."""
+    return f"models:/{name}/{version}" if version else f"models:/{name}@champion"
+
+
 def champion_history(client: Any, name: str) -> list[str]:
     """Versions that held `@champion`, oldest first; the last one holds it now."""
     from mlflow.exceptions import MlflowException

@@ -2,7 +2,8 @@
 
 Reads `paths.split/{train,val,test}`; writes the fitted preprocessor to `paths.preprocessor`
 and model-ready float32 arrays to `paths.processed/{train,val,test}.npz`. The same
-preprocessor ships inside the registered model, so serving takes raw rows. The preprocessor
+preprocessor ships inside the registered model, so serving takes raw rows; it keeps
+`validate.value_range`, beyond which serving refuses values. The preprocessor
 itself is `tasks.preprocessing`.
 """
 
@@ -23,7 +24,11 @@ def run(params: Params) -> Preprocessor:
     """Fit on `paths.split/train`, write the preprocessor and the processed splits."""
     splits = {name: read_data(params.paths.split, name) for name in SPLITS}
     preprocessor, train = fit_and_transform(
-        splits["train"], params.standardize, params.clean, params.dataset
+        splits["train"],
+        params.standardize,
+        params.clean,
+        params.dataset,
+        params.validate_.value_range,  # what the served model refuses beyond
     )
     with replace_dir(params.paths.processed) as staging:
         for name, data in splits.items():

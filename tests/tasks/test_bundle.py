@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.bundle import load_network, network_file, predict_rows, save_network
+from tasks import bundle
+from tasks.bundle import Bundle, load_network, network_file, predict_rows, save_network
 from tasks.config import CleanParams, DatasetParams, StandardizeParams
 from tasks.datafiles import Arrays, flat_rows
 from tasks.preprocessing import Preprocessor, fit_preprocessor
@@ -59,3 +60,25 @@ def test_a_sklearn_network_serves_binary_and_regression_tables() -> None:
 def test_no_network_in_the_model_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="run the train stage first"):
         network_file(tmp_path)
+
+
+def test_the_bundle_serves_natural_forms_as_it_serves_the_canonical_one() -> None:
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 17, (30, 4, 4))
+    images = Arrays(pixels[..., np.newaxis].astype("float32"), np.arange(30) % 3)
+    served = Bundle()
+    served.network, served.preprocessor = _fitted(images)
+    canonical = predict_rows(served.network, served.preprocessor, images.x)
+    for natural in (pixels, pixels.astype("uint8"), pixels.reshape(30, 16), pixels.tolist()):
+        pd.testing.assert_frame_equal(served.predict(None, natural), canonical)
+
+
+def test_keras_outputs_in_chunks_equal_keras_predict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    network = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(3).normal(size=(50, 6)).astype("float32")
+    monkeypatch.setattr(bundle, "CHUNK_VALUES", 6 * 16)  # 16 rows a call: 4 calls, one short
+    chunked = bundle.network_outputs(network, x)
+    np.testing.assert_allclose(chunked, network.predict(x, verbose=0), rtol=1e-6)
+    assert chunked.shape == (50, 3)

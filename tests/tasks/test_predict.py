@@ -18,7 +18,8 @@ import yaml
 
 from tasks.config import CleanParams, DatasetParams, StandardizeParams
 from tasks.datafiles import Arrays
-from tasks.predict import main, model_uri, read_input
+from tasks.inputs import InputError
+from tasks.predict import Schema, main, model_uri, read_input, training_schema
 from tasks.runtime import UserError
 
 COLUMNS = ["a", "b", "c"]
@@ -42,7 +43,8 @@ def _register(name: str, train: Any, outputs: int, tmp: Path) -> None:
     from tasks.bundle import log_bundle, raw_features
     from tasks.preprocessing import fit_preprocessor
 
-    preprocessor = fit_preprocessor(train, StandardizeParams(), CleanParams(), DatasetParams())
+    rules, dataset = StandardizeParams(), DatasetParams()
+    preprocessor = fit_preprocessor(train, rules, CleanParams(), dataset, value_range=(0, 16))
     width = preprocessor.transform(raw_features(train, "label")[:1]).shape[1:]
     network = keras.Sequential(
         [
@@ -94,6 +96,40 @@ def _served(name: str, rows: Any) -> pd.DataFrame:
     import mlflow
 
     return mlflow.pyfunc.load_model(model_uri(name, None)).predict(rows)
+
+
+def test_the_registered_images_model_takes_natural_inputs_and_says_what_it_takes(
+    project: Path,
+) -> None:
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(model_uri("images", None))
+    assert model.metadata.get_input_schema() is None, "MLflow would refuse all but one form"
+    assert model.metadata.metadata["inputs"] == {"sample_shape": [4, 4, 1], "value_range": [0, 16]}
+    assert training_schema(model) == Schema(None, (4, 4, 1))
+    images = _images(6, seed=3)
+    canonical = model.predict(images.x)
+    for natural in (images.x[..., 0].astype("float64"), images.x.reshape(6, 16).tolist()):
+        pd.testing.assert_frame_equal(model.predict(natural), canonical)
+    with pytest.raises(InputError, match=r"got an array of shape \(6, 5, 5\)"):
+        model.predict(np.zeros((6, 5, 5)))
+    with pytest.raises(InputError, match=r"within \[0, 16\] \(validate.value_range\)"):
+        model.predict(images.x * 2)
+
+
+def test_the_registered_table_model_takes_columns_in_any_order_and_as_text(
+    project: Path,
+) -> None:
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(model_uri("tables", None))
+    assert training_schema(model) == Schema(COLUMNS, None)
+    rows = _table(8, seed=4).drop(columns="label")
+    canonical = model.predict(rows)
+    as_text = rows[["c", "a", "b"]].astype("str")  # CSV or JSON with quoted numbers
+    pd.testing.assert_frame_equal(model.predict(as_text), canonical)
+    with pytest.raises(InputError, match="missing column"):
+        model.predict(rows[["a", "b"]])
 
 
 def test_table_with_ids_scores_as_the_registered_model(project: Path) -> None:

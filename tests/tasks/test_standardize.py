@@ -112,6 +112,7 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
                 "preprocessor": str(tmp_path / "pre.pkl"),
             },
             "dataset": {"label": "y"},
+            "validate": {"value_range": [-1e7, 1e7]},
         }
     )
     rng = np.random.default_rng(0)
@@ -136,6 +137,8 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
         fitted.append((scaler.mean_.copy(), scaler.scale_.copy(), imputer.statistics_))
     for first, second in zip(*fitted, strict=True):
         assert np.array_equal(first, second)
+    served = load_preprocessor(tmp_path / "pre.pkl")  # what the served model accepts
+    assert served.value_range == (-1e7, 1e7) and served.kinds == {"a": "number", "b": "text"}
 
 
 def test_per_column_imputation_is_fitted_on_training_rows() -> None:
