@@ -84,12 +84,12 @@ def versions(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def make_project(target: Path, source: str = "npz", deterministic: bool = False) -> Path:
     """A fresh git checkout of the project's code and params (no outputs, no store)."""
     for name in PROJECT:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        copied = ROOT / name
+        if copied.is_dir():
+            shutil.copytree(copied, target / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+            shutil.copy2(copied, target / name)
     params = (target / "params.yaml").read_text()
     if source == "npz":
         params = params.replace("  source: sklearn ", "  source: npz     ", 1)
