@@ -25,18 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "lineage_cost.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from retraining_scenario import QUIET, make_project  # noqa: E402
+from projects import run_in  # noqa: E402
+from retraining_scenario import make_project  # noqa: E402
 
 
 def run(args: list[str], project: Path) -> float:
-    env = {**os.environ, **QUIET, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["PREFECT_HOME"] = str(project / ".prefect")
-    started = time.perf_counter()
-    done = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"{args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - started
+    return run_in(project, args)[1]
 
 
 def lineage_seconds(project: Path) -> float:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from projects import fresh_project, run_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "retraining_scenario.json"
@@ -46,14 +47,6 @@ PROJECT = (
     "data/source/README.md",
     "uv.lock",
 )
-QUIET = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,flows",
-}
 
 
 def versions(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -83,13 +76,7 @@ def versions(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def make_project(target: Path, source: str = "npz", deterministic: bool = False) -> Path:
     """A fresh git checkout of the project's code and params (no outputs, no store)."""
-    for name in PROJECT:
-        copied = ROOT / name
-        if copied.is_dir():
-            shutil.copytree(copied, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(copied, target / name)
+    fresh_project(ROOT, target, PROJECT)
     params = (target / "params.yaml").read_text()
     if source == "npz":
         params = params.replace("  source: sklearn ", "  source: npz     ", 1)
@@ -97,29 +84,13 @@ def make_project(target: Path, source: str = "npz", deterministic: bool = False)
     if deterministic:
         params = params.replace("  deterministic: false ", "  deterministic: true  ", 1)
     (target / "params.yaml").write_text(params)
-    (target / "data/source").mkdir(parents=True, exist_ok=True)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"]):
-        subprocess.run(command, cwd=target, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-qam", "params"], cwd=target, check=True, capture_output=True)
     return target
 
 
 def run_flow(project: Path) -> tuple[str, float]:
     """`python -m flows.retrain` in the project; (its decision line, seconds)."""
-    env = {**os.environ, **QUIET, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["PREFECT_HOME"] = str(project / ".prefect")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.retrain"],
-        check=False,
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"the flow failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    done, seconds = run_in(project, [sys.executable, "-m", "flows.retrain"])
     lines = [line for line in done.stdout.splitlines() if line.startswith("decision: ")]
     return lines[-1].removeprefix("decision: "), seconds
 

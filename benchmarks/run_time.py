@@ -15,27 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from projects import fresh_project, run_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "run_time.json"
 BASELINE = "3133e3e"  # the last commit before this stage (keyed splits, gate, decision)
 GOAL = 1.1
 FILES = ("tasks", "flows", "dvc.yaml", "params.yaml", "expectations", ".dvc", ".dvcignore")
-QUIET = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-}
 
 
 def extract(rev: str, folder: Path) -> Path:
@@ -47,41 +40,12 @@ def extract(rev: str, folder: Path) -> Path:
     return folder
 
 
-def fresh_project(tree: Path, target: Path) -> Path:
-    """The project's files from tree (no outputs, no DVC cache), as a fresh git checkout."""
-    skip = shutil.ignore_patterns("__pycache__", "tmp", "cache")
-    for name in FILES:
-        if (tree / name).is_dir():
-            shutil.copytree(tree / name, target / name, ignore=skip)
-        else:
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(tree / name, target / name)
-    (target / "data/source").mkdir(parents=True, exist_ok=True)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "p"]):
-        subprocess.run(command, cwd=target, check=True, capture_output=True)
-    return target
-
-
 def timed_run(project: Path) -> float:
-    env = {**os.environ, **QUIET, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env["PREFECT_HOME"] = str(project / ".prefect")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.retrain"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.exit(f"{project}: the flow failed\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - started
+    return run_in(project, [sys.executable, "-m", "flows.retrain"])[1]
 
 
 def one_round(tree: Path, folder: Path) -> dict[str, float]:
-    project = fresh_project(tree, folder)
+    project = fresh_project(tree, folder, FILES)
     first = timed_run(project)
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("  epochs: 30 ", "  epochs: 29 ", 1))
