@@ -1,0 +1,78 @@
+"""The data contract: what a batch must pass before it becomes `paths.raw`, checked the same
+way by `ingest` (the gate) and by `validate` (the report).
+
+The checks are the saved suite (`expectations/<suite>.json`, or one inferred from the batch
+when none is saved yet) and params.yaml's `validate:` rules, run on the table as `clean`
+will hand it on: with `clean.coerce_numbers`, a text column of numbers ("1,234", " 7 ", a
+blank) is checked, and inferred, as the numbers it becomes, so a suite records the kind a
+column has after cleaning and a cleaner file of the same data passes it.
+
+A batch that fails is kept aside in `paths.rejected` (its data, where it came from, and the
+validation report) and `paths.raw` stays as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.checks import ValidationFailed, check_data, write_report
+from tasks.coercion import coerce_numbers
+from tasks.config import Params
+from tasks.datafiles import Arrays, Data, replace_dir, write_data, write_json
+from tasks.findings import Check, causes
+from tasks.suites import Expectation, full_suite, infer_suite, load_suite, suite_path
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The suite used (saved, or inferred from this batch), every expectation and its check."""
+
+    suite: list[Expectation]
+    inferred: bool
+    expectations: list[Expectation]
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.success for check in self.checks)
+
+
+def as_cleaned(data: Data, params: Params) -> Data:
+    """The table with the numbers stored as text that `clean` will coerce; arrays unchanged."""
+    if isinstance(data, Arrays) or not params.clean.coerce_numbers:
+        return data
+    return coerce_numbers(data, params.dataset.label)[0]
+
+
+def check_contract(data: Data, params: Params, infer: bool = False) -> Verdict:
+    """Run the saved suite (inferred from data when there is none, or with `infer`) and the
+    params rules on the data as cleaning will see it."""
+    view = as_cleaned(data, params)
+    path = suite_path(params)
+    infer = infer or not path.is_file()
+    suite = infer_suite(view, params.dataset, params.split.key) if infer else load_suite(path)
+    expectations = full_suite(view, params.validate_, params.dataset, suite)
+    checks = check_data(view, expectations, params.dataset.label)
+    return Verdict(suite, infer, expectations, checks)
+
+
+def reject(
+    data: Data, verdict: Verdict, params: Params, source: dict[str, Any], origin: str
+) -> ValidationFailed:
+    """Keep the batch aside in `paths.rejected` with its report; the error to raise, naming
+    every cause (one line when there is one)."""
+    folder = params.paths.rejected
+    with replace_dir(folder) as staging:
+        write_data(data, staging, "data")
+        write_json(staging / "source.json", source)
+        expectations, checks = verdict.expectations, verdict.checks
+        read = source.get("read")
+        page = write_report(staging, "validation", Path(origin), expectations, checks, read=read)
+    where = f"{params.paths.raw} is unchanged; the batch and its report are in {folder / page.name}"
+    lines = causes(verdict.checks)
+    if len(lines) == 1:
+        return ValidationFailed(f"{origin}: rejected, {lines[0]} ({where})")
+    listed = "".join(f"\n  {origin}: {line}" for line in lines)
+    return ValidationFailed(f"{origin}: rejected, {len(lines)} problems ({where}):{listed}")
