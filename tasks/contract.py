@@ -8,12 +8,16 @@ blank) is checked, and inferred, as the numbers it becomes, so a suite records t
 column has after cleaning and a cleaner file of the same data passes it.
 
 A batch that fails is kept aside in `paths.rejected` (its data, where it came from, and the
-validation report) and `paths.raw` stays as it was.
+validation report) and `paths.raw` stays as it was. A batch that passes is written with its
+verdict (`contract.json`), which `validate` reuses instead of checking the same data against
+the same suite and rules again; a changed suite file or rule makes it check anew.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +80,37 @@ def reject(
         return ValidationFailed(f"{origin}: rejected, {lines[0]} ({where})")
     listed = "".join(f"\n  {origin}: {line}" for line in lines)
     return ValidationFailed(f"{origin}: rejected, {len(lines)} problems ({where}):{listed}")
+
+
+VERDICT = "contract.json"
+
+
+def fingerprint(params: Params) -> str:
+    """What the checks depend on besides the data: the suite file (or its absence) and the
+    rules, the label and task, the key column and coercion."""
+    path = suite_path(params)
+    rules = [
+        params.validate_.model_dump(mode="json"),
+        params.dataset.model_dump(mode="json"),
+        params.split.key,
+        params.clean.coerce_numbers,
+    ]
+    digest = hashlib.sha256(path.read_bytes() if path.is_file() else b"no suite file")
+    digest.update(json.dumps(rules, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def save_verdict(folder: Path, verdict: Verdict, params: Params) -> None:
+    """The verdict beside the data it was reached on (inside `paths.raw`)."""
+    payload = {**asdict(verdict), "fingerprint": fingerprint(params)}
+    write_json(folder / VERDICT, payload)
+
+
+def verdict_of(folder: Path, params: Params) -> Verdict | None:
+    """The verdict saved with the data in folder, if the suite and rules are still the same."""
+    path = folder / VERDICT
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved.get("fingerprint") != fingerprint(params):
+        return None
+    checks = [Check(**check) for check in saved["checks"]]
+    return Verdict(saved["suite"], saved["inferred"], saved["expectations"], checks)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import CsvParams, DatasetParams, IngestParams, Params, load_params
-from tasks.contract import check_contract, reject
+from tasks.contract import check_contract, reject, save_verdict
 from tasks.datafiles import Arrays, Data, replace_dir, write_data, write_json
 from tasks.runtime import UserError, run_entry
 from tasks.tables import TableFormat, read_table
@@ -180,6 +180,7 @@ def run(params: Params) -> Path:
     with replace_dir(params.paths.raw) as staging:
         write_data(data, staging, "data")
         write_json(staging / "source.json", source)
+        save_verdict(staging, verdict, params)
     log.info("ingest: %d rows from %s into %s", len(data), params.ingest.source, params.paths.raw)
     return params.paths.raw
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tasks.checks import Check, raise_on_failure, report_path, write_report
 from tasks.config import Params, load_params
-from tasks.contract import check_contract
+from tasks.contract import check_contract, verdict_of
 from tasks.datafiles import read_data
 from tasks.runtime import run_entry
 from tasks.suites import save_suite, suite_name, suite_path
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 def run(params: Params, infer: bool = False) -> list[Check]:
     """Validate `paths.raw` against the saved suite (inferring and saving it when missing)."""
-    data = read_data(params.paths.raw, "data")
-    verdict = check_contract(data, params, infer)
+    saved = None if infer else verdict_of(params.paths.raw, params)  # ingest's, if current
+    verdict = saved or check_contract(read_data(params.paths.raw, "data"), params, infer)
     folder = report_path(params).parent
     read = _read_as(params.paths.raw)
     write_report(folder, "raw", params.paths.raw, verdict.expectations, verdict.checks, read=read)
