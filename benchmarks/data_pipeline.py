@@ -280,6 +280,7 @@ def run_numeric(rows: int) -> dict[str, Any]:
     growth[str(rows)] = mine["peak_gib"]
     ratio = mine["seconds"] / base["seconds"]
     return {
+        "commit": _commit(),
         "rows": rows,
         "columns": NUMERIC + CATEGORICAL,
         "ours_seconds": mine["seconds"],
