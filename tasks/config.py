@@ -319,7 +319,6 @@ class Params(Section):
         curves = tune_metrics(task, self.model.type)
         named = [
             ("tune.metric", self.tune.metric, curves),
-            ("train.early_stopping.monitor", self.train.early_stopping.monitor, curves),
             ("register.metric", register.metric, GATE_METRICS[task]),
             *(("register.thresholds", name, SCORES[task]) for name in register.thresholds),
         ]

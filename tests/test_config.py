@@ -91,10 +91,6 @@ def test_regression_gets_its_own_metrics_where_the_user_set_none() -> None:
         ({"tune": {"metric": "val_accuracy"}}, "tune.metric: 'val_accuracy' does not fit"),
         ({"register": {"metric": "accuracy"}}, "register.metric: 'accuracy' does not fit"),
         ({"register": {"thresholds": {"accuracy": 0.9}}}, "register.thresholds: 'accuracy'"),
-        (
-            {"train": {"early_stopping": {"monitor": "val_accuracy"}}},
-            "train.early_stopping.monitor",
-        ),
     ],
 )
 def test_a_metric_that_does_not_fit_regression_is_refused_in_one_line(
