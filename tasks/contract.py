@@ -107,7 +107,11 @@ def save_verdict(folder: Path, verdict: Verdict, params: Params) -> None:
 
 
 def verdict_of(folder: Path, params: Params) -> Verdict | None:
-    """The verdict saved with the data in folder, if the suite and rules are still the same."""
+    """The verdict saved with the data in folder, if the suite and rules are still the same.
+
+    The data itself is not hashed again: the verdict travels with it (ingest renames both
+    into place at once, and DVC versions and restores the folder whole).
+    """
     path = folder / VERDICT
     saved = json.loads(path.read_text()) if path.is_file() else {}
     if saved.get("fingerprint") != fingerprint(params):
