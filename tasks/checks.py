@@ -1,10 +1,11 @@
 """Running expectation suites on data, and reporting the results.
 
 `check_data` runs a list of expectations (see `tasks.suites`): Great Expectations' own
-through an ephemeral GX context, this pipeline's own (`LOCAL_CHECKS`) directly; one `Check`
-per expectation. `write_report` writes them as `<name>.json` and `<name>.html` (or
-`<name>-failed.*`), and `raise_on_failure` stops the run with one line per failing
-expectation. Used by the `validate` and `clean` steps and by batch prediction.
+through an ephemeral GX context, this pipeline's own (`tasks.findings.LOCAL_CHECKS`)
+directly; one `Check` per expectation (an expectation on a column the data lacks is not
+run). `write_report` writes them as `<name>.json` and `<name>.html` (or `<name>-failed.*`),
+and `raise_on_failure` stops the run with one line per cause (`tasks.findings.causes`).
+Used by the data contract (`ingest`, `validate`), `clean` and batch prediction.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,92 +20,36 @@ import pandas as pd
 
 from tasks.config import DatasetParams, Params, ValidateParams
 from tasks.datafiles import Arrays, Data, replace_file, write_json
+from tasks.findings import ABSENT, LOCAL_CHECKS, NOT_COMPUTED, Check, causes
 from tasks.runtime import UserError
-from tasks.suites import Expectation, _domain, column_kind, full_suite, summarize_arrays
+from tasks.suites import Expectation, _domain, full_suite, summarize_arrays
 
 
 class ValidationFailed(UserError):
     """The data broke one or more expectations."""
 
 
-@dataclass(frozen=True)
-class Check:
-    expectation: str
-    column: str | None
-    success: bool
-    expected: dict[str, Any]
-    found: Any
-    failing_rows: int | None
-
-    def describe(self) -> str:
-        where = f"column {self.column!r}" if self.column else "table"
-        rows = f", {self.failing_rows} rows" if self.failing_rows else ""
-        return f"{where}: {self.expectation} {self.expected} failed (found {self.found}{rows})"
-
-
-def _kind_check(frame: pd.DataFrame, arrays: Arrays | None, kwargs: dict[str, Any]) -> Check:
-    column, kind = kwargs["column"], kwargs["kind"]
-    if column not in frame.columns:
-        return Check("expect_column_kind_to_be", column, False, {"kind": kind}, "missing", None)
-    found = column_kind(frame[column])
-    bad = None
-    if found != kind and kind == "number":
-        values = frame[column].dropna()
-        bad = int(pd.to_numeric(values, errors="coerce").isna().sum()) or None
-    return Check("expect_column_kind_to_be", column, found == kind, {"kind": kind}, found, bad)
-
-
-def _shape_check(frame: pd.DataFrame, arrays: Arrays | None, kwargs: dict[str, Any]) -> Check:
-    found = list(arrays.x.shape[1:]) if arrays is not None else "a table"
-    ok = found == list(kwargs["shape"])
-    rows = len(frame) if not ok else None
-    return Check("expect_sample_shape_to_be", None, ok, dict(kwargs), found, rows)
-
-
-def _classes_check(frame: pd.DataFrame, arrays: Arrays | None, kwargs: dict[str, Any]) -> Check:
-    column = kwargs["column"]
-    counts = frame[column].dropna().value_counts() if column in frame else pd.Series()
-    return Check(
-        "expect_at_least_two_classes",
-        column,
-        len(counts) >= 2,
-        {"min_classes": 2},
-        len(counts),
-        None,
-    )
-
-
-def _per_class_check(frame: pd.DataFrame, arrays: Arrays | None, kwargs: dict[str, Any]) -> Check:
-    column, minimum = kwargs["column"], kwargs["min_value"]
-    counts = frame[column].dropna().value_counts() if column in frame else pd.Series()
-    smallest = int(counts.min()) if len(counts) else 0
-    small = counts[counts < minimum]
-    return Check(
-        "expect_rows_per_class_at_least",
-        column,
-        smallest >= minimum,
-        {"min_value": minimum},
-        {str(k): int(v) for k, v in (small if len(small) else counts).items()},
-        int(small.sum()) or None,
-    )
-
-
-LOCAL_CHECKS: dict[str, Callable[[pd.DataFrame, Arrays | None, dict[str, Any]], Check]] = {
-    "expect_column_kind_to_be": _kind_check,
-    "expect_sample_shape_to_be": _shape_check,
-    "expect_at_least_two_classes": _classes_check,
-    "expect_rows_per_class_at_least": _per_class_check,
-}
-
-
 def _found(result: dict[str, Any]) -> Any:
     if "observed_value" in result:
         return result["observed_value"]
-    if result.get("partial_unexpected_list"):
-        return f"e.g. {result['partial_unexpected_list'][:5]}"
+    examples = result.get("partial_unexpected_list")
+    if examples and pd.isna(pd.Series(examples)).all() and "unexpected_percent" in result:
+        return f"{result['unexpected_percent']:.1f}% empty"  # the examples would be [nan, ...]
+    if examples:
+        return f"e.g. {examples[:5]}"
     if result.get("unexpected_percent") is not None:
         return f"{result['unexpected_percent']:.1f}% unexpected"
     return "missing"
+
+
+def _no_details(result: Any) -> str:
+    """What a result without details found: nothing wrong, or why GX could not tell."""
+    if result.success:
+        return "as expected"
+    info = result.exception_info or {}
+    nested = [v.get("exception_message") for v in info.values() if isinstance(v, dict)]
+    message = str(info.get("exception_message") or next(filter(None, nested), "") or "")
+    return f"{NOT_COMPUTED} ({message.splitlines()[0][:200]})" if message else NOT_COMPUTED
 
 
 def _key(config: Any) -> str:
@@ -221,7 +164,7 @@ def _run_gx(frame: pd.DataFrame, expectations: list[Expectation]) -> list[Check]
                 column=config.kwargs.get("column"),
                 success=bool(result.success),
                 expected=kwargs,
-                found=_found(result.result) if result.result else "as expected",
+                found=_found(result.result) if result.result else _no_details(result),
                 failing_rows=result.result.get("unexpected_count"),
             )
         )
@@ -235,9 +178,26 @@ def check_data(data: Data, expectations: list[Expectation], label: str) -> list[
     unknown = [e["type"] for e in expectations if not isinstance(e.get("type"), str)]
     if unknown:
         raise UserError(f"an expectation without a 'type': {unknown}")
-    local = [e for e in expectations if e["type"] in LOCAL_CHECKS]
-    checks = [LOCAL_CHECKS[e["type"]](frame, arrays, e["kwargs"]) for e in local]
-    return checks + _run_gx(frame, [e for e in expectations if e["type"] not in LOCAL_CHECKS])
+    absent = [e for e in expectations if _absent_column(frame, e) is not None]
+    present = [e for e in expectations if _absent_column(frame, e) is None]
+    local = [e for e in present if e["type"] in LOCAL_CHECKS]
+    checks = [_not_run(e) for e in absent]
+    checks += [LOCAL_CHECKS[e["type"]](frame, arrays, e["kwargs"]) for e in local]
+    return checks + _run_gx(frame, [e for e in present if e["type"] not in LOCAL_CHECKS])
+
+
+def _absent_column(frame: pd.DataFrame, expectation: Expectation) -> str | None:
+    """The column an expectation is about, when the data lacks it."""
+    column = expectation["kwargs"].get("column")
+    return column if isinstance(column, str) and column not in frame.columns else None
+
+
+def _not_run(expectation: Expectation) -> Check:
+    """An expectation on a column the data lacks: failed, but only the column's absence is
+    reported (once, see `causes`)."""
+    kwargs = {k: v for k, v in expectation["kwargs"].items() if k not in ("batch_id", "column")}
+    column = expectation["kwargs"]["column"]
+    return Check(expectation["type"], column, False, kwargs, ABSENT, None)
 
 
 def validate_data(
@@ -261,9 +221,12 @@ def _cells(check: Check) -> list[Any]:
     ]
 
 
-def render_html(title: str, checks: list[Check]) -> str:
+def render_html(title: str, checks: list[Check], read: str | None = None) -> str:
     """A small self-contained HTML page: one row per expectation, failures first."""
     failed = sum(not c.success for c in checks)
+    problems = "".join(f"<li>{html.escape(line)}</li>" for line in causes(checks))
+    notes = f"<p>Read as: {html.escape(read)}</p>" if read else ""
+    notes += f"<ul class='fail'>{problems}</ul>" if problems else ""
     rows = "".join(
         "<tr class='{}'>{}</tr>".format(
             "ok" if c.success else "fail",
@@ -277,15 +240,23 @@ def render_html(title: str, checks: list[Check]) -> str:
         "table{border-collapse:collapse}.fail{background:#fdd}.ok{background:#efe}</style>"
         f"</head><body><h1>{html.escape(title)}</h1>"
         f"<p>{len(checks) - failed} of {len(checks)} expectations passed, {failed} failed.</p>"
+        f"{notes}"
         "<table><tr><th>result</th><th>column</th><th>expectation</th><th>expected</th>"
         f"<th>found</th><th>failing rows</th></tr>{rows}</table></body></html>\n"
     )
 
 
 def write_report(
-    folder: Path, name: str, source: Path, expectations: list[Expectation], checks: list[Check]
-) -> None:
-    """Write `<name>.json` and `<name>.html` (or `<name>-failed.*` when a check failed)."""
+    folder: Path,
+    name: str,
+    source: Path,
+    expectations: list[Expectation],
+    checks: list[Check],
+    *,
+    read: str | None = None,
+) -> Path:
+    """Write `<name>.json` and `<name>.html` (or `<name>-failed.*` when a check failed);
+    `read`: how the data was read (a CSV's sniffed dialect), shown on both. Returns the page."""
     failed = [c for c in checks if not c.success]
     stem, stale = (f"{name}-failed", name) if failed else (name, f"{name}-failed")
     for suffix in (".json", ".html"):  # a failed run must not leave the last pass behind
@@ -293,21 +264,26 @@ def write_report(
     payload = {
         "success": not failed,
         "data": str(source),
+        "read": read,
+        "problems": causes(checks),
         "expectations": expectations,
         "checks": [c.__dict__ for c in checks],
     }
     with replace_file(folder / f"{stem}.json") as staging:
         write_json(staging, payload)
     with replace_file(folder / f"{stem}.html") as staging:
-        staging.write_text(render_html(f"Validation of {source}", checks))
+        staging.write_text(render_html(f"Validation of {source}", checks, read))
+    return folder / f"{stem}.html"
 
 
 def raise_on_failure(source: Path, checks: list[Check]) -> None:
-    """Raise ValidationFailed with one line per failing expectation."""
-    failed = [c for c in checks if not c.success]
-    if failed:
-        lines = "\n".join(f"  {source}: {c.describe()}" for c in failed)
-        raise ValidationFailed(f"{len(failed)} expectation(s) failed on {source}:\n{lines}")
+    """Raise ValidationFailed: one line for one cause, else one line per cause."""
+    lines = causes(checks)
+    if len(lines) == 1:
+        raise ValidationFailed(f"{source}: {lines[0]}")
+    if lines:
+        listed = "\n".join(f"  {source}: {line}" for line in lines)
+        raise ValidationFailed(f"{len(lines)} problems with {source}:\n{listed}")
 
 
 def report_path(params: Params, name: str = "raw") -> Path:

@@ -6,13 +6,15 @@ with one line that names the key and what was expected.
 
 from __future__ import annotations
 
+import codecs
 import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks.objectives import GATE_METRICS, SCORES, tune_metrics, with_task_defaults
 from tasks.runtime import UserError
 
 PARAMS_FILE = Path("params.yaml")
@@ -36,6 +38,7 @@ class Paths(Section):
     model: Path = Path("models/model")
     reports: Path = Path("reports")
     expectations: Path = Path("expectations")
+    rejected: Path = Path("data/rejected")  # the last batch that failed validation, and why
     mlruns: Path = Path("mlruns")
     checkpoints: Path = Path("models/.checkpoints")
 
@@ -45,12 +48,53 @@ class DatasetParams(Section):
     task: Literal["classification", "regression"] = "classification"
 
 
+# cells that mean "no value" (after stripping spaces): pandas' own markers and "?"
+NA_VALUES = ["", "?", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A", "<NA>"]
+
+
+class CsvParams(Section):
+    """How a CSV file is read; `auto` is sniffed from the file's first 64 KiB."""
+
+    delimiter: str = "auto"  # auto | one character: , ; | "\t"
+    encoding: str = "auto"  # auto: the byte-order mark's, else utf-8, else cp1252
+    header: Literal["first_row", "none"] = "first_row"
+    columns: list[str] | None = None  # the names (header: none), or new names for the header's
+    na_values: list[str] = NA_VALUES  # an empty cell is always missing
+    strip_whitespace: bool = True  # " yes " -> "yes" in text cells and column names
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if value != "auto" and len(value) != 1:
+            raise ValueError("must be 'auto' or one character, e.g. ',' ';' '|' or \"\\t\"")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            if value != "auto":
+                codecs.lookup(value)
+        except LookupError:
+            raise ValueError("is not an encoding Python knows (e.g. utf-8, cp1252)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _names_for_headerless(self) -> CsvParams:
+        if self.header == "none" and not self.columns:
+            raise ValueError("ingest.csv.header 'none' needs ingest.csv.columns: [names, ...]")
+        if self.columns and len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"ingest.csv.columns repeats a name: {self.columns}")
+        return self
+
+
 class IngestParams(Section):
     source: Literal["sklearn", "csv", "parquet", "idx", "npz"] = "sklearn"
     name: str = "digits"
     path: Path | None = None
     max_rows: int | None = Field(default=None, gt=0)
     drop_columns: list[str] = []
+    csv: CsvParams = CsvParams()
 
     @model_validator(mode="after")
     def _path_for_files(self) -> IngestParams:
@@ -263,6 +307,28 @@ class Params(Section):
     drift: DriftParams = DriftParams()
     schedule: ScheduleParams = ScheduleParams()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        return with_task_defaults(raw) if isinstance(raw, dict) else raw
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> Params:
+        """A metric the task's models or evaluate never produce is refused before any run."""
+        task, register = self.dataset.task, self.register_
+        curves = tune_metrics(task, self.model.type)
+        named = [
+            ("tune.metric", self.tune.metric, curves),
+            ("register.metric", register.metric, GATE_METRICS[task]),
+            *(("register.thresholds", name, SCORES[task]) for name in register.thresholds),
+        ]
+        for key, value, allowed in named:
+            if value not in allowed:
+                raise ValueError(
+                    f"{key}: {value!r} does not fit dataset.task {task}; use one of {list(allowed)}"
+                )
+        return self
+
 
 def _describe(error: ValidationError, source: Path) -> str:
     first = error.errors()[0]
@@ -270,6 +336,8 @@ def _describe(error: ValidationError, source: Path) -> str:
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key {key!r}"
     message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across sections names its keys itself
+        return f"{source}: {message}"
     return f"{source}: {key}: {message} (got {first.get('input')!r})"
 
 

@@ -1,8 +1,17 @@
-"""ingest: load the configured source and write it to `paths.raw` (`data.parquet` or `data.npz`).
+"""ingest: load the configured source, check it, and write it to `paths.raw` (`data.parquet`
+or `data.npz`).
 
 Sources: scikit-learn's bundled sets (no download), a CSV or Parquet file with a label
-column, MNIST-style IDX gz files, or an `.npz` with `x` and `y`. The source file itself
-is only read, never modified; `source.json` beside the data records where it came from.
+column (a CSV's dialect as `ingest.csv` says, `auto` parts sniffed: `tasks.tables`),
+MNIST-style IDX gz files, or an `.npz` with `x` and `y`. The source file itself is only
+read, never modified; `source.json` beside the data records where it came from and how it
+was read.
+
+`paths.raw` changes only when the batch passes the data contract (`tasks.contract`: the
+saved suite and `validate:`'s rules, as `validate` checks them): a batch that fails is kept
+in `paths.rejected` with its report, the previous raw data stays, and the step exits
+non-zero with one line per cause. DVC must not delete `paths.raw` before the stage runs
+(`persist: true` in dvc.yaml); `replace_dir` swaps it in whole.
 """
 
 from __future__ import annotations
@@ -12,13 +21,16 @@ import hashlib
 import logging
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tasks.config import DatasetParams, IngestParams, Params, load_params
+from tasks.config import CsvParams, DatasetParams, IngestParams, Params, load_params
+from tasks.contract import check_contract, reject, save_verdict
 from tasks.datafiles import Arrays, Data, replace_dir, write_data, write_json
 from tasks.runtime import UserError, run_entry
+from tasks.tables import TableFormat, read_table
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +55,11 @@ def load_sklearn(name: str, label: str) -> Data:
     return frame
 
 
-def load_table(path: Path, label: str, drop_columns: list[str] | None = None) -> pd.DataFrame:
+def load_table(
+    path: Path, label: str, drop_columns: list[str] | None = None, options: CsvParams | None = None
+) -> pd.DataFrame:
     """Read a CSV or Parquet file that has a label column; leave out `drop_columns`."""
-    try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path}: file is empty") from None
-    except (pd.errors.ParserError, OSError, ValueError) as error:
-        raise UserError(f"{path}: cannot be read as a table ({error})") from None
-    if frame.empty:
-        raise UserError(f"{path}: file has no rows")
-    if label not in frame.columns:
-        raise UserError(f"{path}: label column {label!r} missing (dataset.label in params.yaml)")
-    unknown = [c for c in drop_columns or [] if c not in frame.columns]
-    if unknown:
-        raise UserError(f"{path}: ingest.drop_columns names column(s) not in the file: {unknown}")
-    if label in (drop_columns or []):
-        raise UserError(f"{path}: ingest.drop_columns must not drop the label column {label!r}")
-    return frame.drop(columns=drop_columns or [])
+    return read_table(path, label, drop_columns, options)[0]
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -119,28 +116,34 @@ def load_npz(path: Path, key: str | None = None) -> Arrays:
     return Arrays(x, y, keys)
 
 
-def load_source(ingest: IngestParams, dataset: DatasetParams, key: str | None = None) -> Data:
-    """Load the configured source into memory (no writing); `key`: an NPZ's key array."""
+def read_source(
+    ingest: IngestParams, dataset: DatasetParams, key: str | None = None
+) -> tuple[Data, TableFormat | None]:
+    """Load the configured source into memory (no writing), and how a table was read;
+    `key`: an NPZ's key array."""
     if ingest.drop_columns and ingest.source not in ("csv", "parquet"):
         raise UserError(f"ingest.drop_columns applies to csv/parquet tables, not {ingest.source}")
+    found = None
     if ingest.source == "sklearn":
-        data = load_sklearn(ingest.name, dataset.label)
-    else:
+        data: Data = load_sklearn(ingest.name, dataset.label)
+    elif ingest.source in ("csv", "parquet"):
         assert ingest.path is not None  # guaranteed by IngestParams
-        loaders = {
-            "csv": lambda p: load_table(p, dataset.label, ingest.drop_columns),
-            "parquet": lambda p: load_table(p, dataset.label, ingest.drop_columns),
-            "idx": load_idx,
-            "npz": lambda p: load_npz(p, key),
-        }
-        data = loaders[ingest.source](ingest.path)
+        data, found = read_table(ingest.path, dataset.label, ingest.drop_columns, ingest.csv)
+    else:
+        assert ingest.path is not None
+        data = load_idx(ingest.path) if ingest.source == "idx" else load_npz(ingest.path, key)
     if ingest.max_rows is not None and len(data) > ingest.max_rows:
         data = (
             data.iloc[: ingest.max_rows]
             if isinstance(data, pd.DataFrame)
             else data.take(np.arange(ingest.max_rows))
         )
-    return data
+    return data, found
+
+
+def load_source(ingest: IngestParams, dataset: DatasetParams, key: str | None = None) -> Data:
+    """Load the configured source into memory (no writing); `key`: an NPZ's key array."""
+    return read_source(ingest, dataset, key)[0]
 
 
 def _fingerprint(path: Path | None) -> str | None:
@@ -153,19 +156,31 @@ def _fingerprint(path: Path | None) -> str | None:
     return digest.hexdigest()
 
 
+def _provenance(params: Params, data: Data, found: TableFormat | None) -> dict[str, Any]:
+    return {
+        **params.ingest.model_dump(mode="json"),
+        "sha256": _fingerprint(params.ingest.path),
+        "rows": len(data),
+        "read": found.describe() if found else None,
+        "format": found.as_dict() if found else None,
+    }
+
+
 def run(params: Params) -> Path:
-    """Load the source and write it, with its provenance, to `paths.raw`."""
-    data = load_source(params.ingest, params.dataset, params.split.key)
+    """Load the source, check it against the data contract, and only then replace
+    `paths.raw` with it (and its provenance); a batch that fails goes to `paths.rejected`."""
+    data, found = read_source(params.ingest, params.dataset, params.split.key)
+    origin = str(params.ingest.path or f"sklearn:{params.ingest.name}")
+    if found is not None:
+        log.info("ingest: %s read as %s", origin, found.describe())
+    source = _provenance(params, data, found)
+    verdict = check_contract(data, params)
+    if not verdict.passed:
+        raise reject(data, verdict, params, source, origin)
     with replace_dir(params.paths.raw) as staging:
         write_data(data, staging, "data")
-        write_json(
-            staging / "source.json",
-            {
-                **params.ingest.model_dump(mode="json"),
-                "sha256": _fingerprint(params.ingest.path),
-                "rows": len(data),
-            },
-        )
+        write_json(staging / "source.json", source)
+        save_verdict(staging, verdict, params)
     log.info("ingest: %d rows from %s into %s", len(data), params.ingest.source, params.paths.raw)
     return params.paths.raw
 

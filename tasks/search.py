@@ -21,6 +21,7 @@ from tasks.config import Params, TuneParams
 from tasks.datafiles import Split
 from tasks.metrics import minimize
 from tasks.runners import worker_threads
+from tasks.runtime import UserError
 from tasks.trials import Trial, TrialJob, TrialMap, TrialResult, run_sequentially, to_trial
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,26 @@ def rank_key(metric: str) -> Callable[[Trial], tuple[float, float]]:
     return lambda t: (sign * t.score, t.val_loss if math.isfinite(t.val_loss) else math.inf)
 
 
-def pick_best(trials: Iterable[Trial], metric: str) -> Trial:
-    """The trial with the best score; ties go to the lower validation loss, then the earlier
-    grid point."""
+class TuneFailed(UserError):
+    """No trial of the grid succeeded."""
+
+
+def best_trial(trials: Iterable[Trial], metric: str) -> Trial | None:
+    """The trial with the best score (None when none succeeded); ties go to the lower
+    validation loss, then the earlier grid point."""
     scored = [t for t in trials if t.status == "ok"]
-    if not scored:
-        raise RuntimeError("tune: every trial failed; see reports/tune.json")
-    return min(scored, key=rank_key(metric))
+    return min(scored, key=rank_key(metric)) if scored else None
+
+
+def pick_best(trials: Iterable[Trial], metric: str) -> Trial:
+    """best_trial, or TuneFailed naming the first trial's error when every trial failed."""
+    trials = list(trials)
+    best = best_trial(trials, metric)
+    if best is None:
+        first = trials[0] if trials else None
+        why = f"; the first, {first.point}: {first.error}" if first else ""
+        raise TuneFailed(f"tune: every trial failed ({len(trials)} of {len(trials)}){why}")
+    return best
 
 
 @dataclass

@@ -28,6 +28,7 @@ Expectation = dict[str, Any]  # {"type": ..., "kwargs": {...}, "meta": {"origin"
 # every other type is Great Expectations' own
 LOCAL_TYPES = frozenset(
     {
+        "expect_table_columns_to_match_set",
         "expect_column_kind_to_be",
         "expect_sample_shape_to_be",
         "expect_at_least_two_classes",

@@ -25,7 +25,7 @@ from tasks.datafiles import Split, load_split, write_json
 from tasks.lineage import lineage_tags
 from tasks.runners import open_runner
 from tasks.runtime import import_tensorflow, run_entry
-from tasks.search import TrialLog, grid_points, pick_best, search
+from tasks.search import TrialLog, best_trial, grid_points, pick_best, search
 from tasks.sklearn_mlp import search_sklearn
 from tasks.tracking import run_name
 from tasks.trials import Trial, TrialMap, TrialResult
@@ -81,8 +81,11 @@ def run(
         )
         report = _report(params, parent.info.run_id, trials, trained, time.perf_counter() - started)
         _log_parent(params.tune, report)
-    write_json(params.paths.reports / "tune.json", report)
-    pd.DataFrame(report["trials"]).to_csv(params.paths.reports / "tune.csv", index=False)
+        # written before the verdict: a failed search leaves its own trials, not the last one's
+        write_json(params.paths.reports / "tune.json", report)
+        pd.DataFrame(report["trials"]).to_csv(params.paths.reports / "tune.csv", index=False)
+        if trials:
+            pick_best(trials, params.tune.metric)  # every trial failed: the first one's error
     log.info(
         "tune: %d trials (%d epochs in %.1f s), best %s = %s with %s",
         len(trials),
@@ -98,7 +101,7 @@ def run(
 def _report(
     params: Params, run_id: str, trials: list[Trial], trained: int, seconds: float
 ) -> dict[str, Any]:
-    best = pick_best(trials, params.tune.metric) if trials else None
+    best = best_trial(trials, params.tune.metric)
     tune = params.tune
     return {
         "mlflow_run_id": run_id,
@@ -122,13 +125,11 @@ def _log_parent(tune: TuneParams, report: dict[str, Any]) -> None:
         return
     table = pd.DataFrame(report["trials"]).drop(columns="point").astype(str)
     mlflow.log_table(table, "tune/trials.json")
-    mlflow.log_metrics(
-        {
-            f"tune_best_{tune.metric}": report["best_score"],
-            "tune_epochs_trained": report["epochs_trained"],
-            "tune_seconds": report["seconds"],
-        }
-    )
+    cost = {"tune_epochs_trained": report["epochs_trained"], "tune_seconds": report["seconds"]}
+    if report["best_score"] is None:  # every trial failed
+        mlflow.log_metrics(cost)
+        return
+    mlflow.log_metrics({f"tune_best_{tune.metric}": report["best_score"], **cost})
     mlflow.set_tag("tune.best_params", str(report["best_params"]))
 
 

@@ -60,23 +60,32 @@ def test_bad_tables_stop_with_one_line_and_no_outputs(table_project: Path) -> No
         run_cli(["python", "-m", f"tasks.{step}"], project)
     assert (project / "expectations/people.json").is_file(), "the first run saved the suite"
 
+    raw = (project / "data/raw/data.parquet").read_bytes()
     _people().assign(age=lambda f: f["age"].astype(str).mask(f.index < 4, "old")).to_csv(
         source, index=False
     )
-    run_cli(["python", "-m", "tasks.ingest"], project)
-    message = _fails(project, "validate", "data/raw", "column 'age'", "expect_column_kind_to_be")
-    assert "4 rows" in message
+    message = _fails(project, "ingest", "people.csv", "column 'age'", "expect_column_kind_to_be")
+    assert "4 rows" in message and "data/raw is unchanged" in message
+    assert (project / "data/raw/data.parquet").read_bytes() == raw, "the batch was refused"
+    assert (project / "reports/validation/raw.json").exists(), "validate never saw it"
+    assert (project / "data/rejected/validation-failed.html").is_file()
+
+    _people().assign(town=None).to_csv(source, index=False)  # an all-null column
+    _fails(project, "ingest", "column 'town'", "expect_column_values_to_not_be_null")
+
+    _people().assign(label=1).to_csv(source, index=False)  # a single class
+    _fails(project, "ingest", "column 'label'", "expect_at_least_two_classes")
+
+    suite = project / "expectations/people.json"  # the data stays, the suite gets stricter
+    stricter = json.loads(suite.read_text())
+    for expectation in stricter["expectations"]:
+        if expectation["type"] == "expect_column_values_to_be_between":
+            expectation["kwargs"]["max_value"] = 10
+    suite.write_text(json.dumps(stricter))
+    message = _fails(project, "validate", "data/raw", "column 'age'")
     assert not (project / "reports/validation/raw.json").exists()
     _fails(project, "clean", "reports/validation/raw.json: not found")
     assert not (project / "data/clean").exists()
-
-    _people().assign(town=None).to_csv(source, index=False)  # an all-null column
-    run_cli(["python", "-m", "tasks.ingest"], project)
-    _fails(project, "validate", "column 'town'", "expect_column_values_to_not_be_null")
-
-    _people().assign(label=1).to_csv(source, index=False)  # a single class
-    run_cli(["python", "-m", "tasks.ingest"], project)
-    _fails(project, "validate", "column 'label'", "expect_at_least_two_classes")
 
     _people().drop(columns="label").to_csv(source, index=False)
     _fails(project, "ingest", "people.csv", "label column 'label' missing")
@@ -115,8 +124,7 @@ def test_bad_params_and_bad_images_stop_with_one_line(table_project: Path) -> No
     run_cli(["python", "-m", "tasks.ingest"], project)
     run_cli(["python", "-m", "tasks.validate"], project)  # infers expectations/wrong.json
     np.savez(project / "data/source/wrong.npz", x=np.zeros((120, 9, 8, 1)), y=np.arange(120) % 2)
-    run_cli(["python", "-m", "tasks.ingest"], project)
-    _fails(project, "validate", "expect_sample_shape_to_be", "[9, 8, 1]")
+    _fails(project, "ingest", "expect_sample_shape_to_be", "[9, 8, 1]")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared data folder at {SHARED}")

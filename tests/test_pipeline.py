@@ -143,8 +143,9 @@ def test_failed_validation_stops_before_training(project: Path, prefect_harness:
     state = retrain(return_state=True)
     assert state.is_failed()
     message = state.message or ""
-    assert message.startswith("validate: ") and "column 'a'" in message
-    assert "column 'label'" in message
+    assert message.startswith("ingest: ") and "column 'a'" in message
+    assert "column 'label'" in message and "data/raw is unchanged" in message
+    assert not (project / "data/raw").exists() and (project / "data/rejected").is_dir()
     assert not (project / "data/clean").exists() and not (project / "models").exists()
     assert not (project / "mlruns").exists(), "no MLflow run, no registry change"
 

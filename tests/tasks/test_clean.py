@@ -163,3 +163,30 @@ def test_cleaned_data_is_validated_again_and_nothing_is_written_when_it_fails(
     report = json.loads((tmp_path / "reports/clean.json").read_text())
     assert report["dropped_by_reason"] == {"duplicate": 1} and report["rows_kept"] == 6
     assert (tmp_path / "reports/validation/clean.html").is_file()
+
+
+def test_a_raw_batch_share_of_nulls_is_not_held_against_the_de_duplicated_rows(
+    tmp_path: Path,
+) -> None:
+    """3 nulls in 100 rows infer `mostly: 0.97`; dropping 2 full duplicates leaves 96.9%."""
+    params = parse_params(
+        {
+            "paths": {
+                "raw": str(tmp_path / "raw"),
+                "clean": str(tmp_path / "clean"),
+                "reports": str(tmp_path / "reports"),
+                "expectations": str(tmp_path / "expectations"),
+            },
+            "dataset": {"label": "y"},
+            "ingest": {"source": "csv", "path": "people.csv"},
+            "validate": {"min_rows": 4, "min_rows_per_class": 3, "max_null_fraction": 0.5},
+            "clean": {"missing": "median"},
+        }
+    )
+    frame = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0), "y": np.arange(100) % 2})
+    frame.loc[:2, "a"] = np.nan
+    frame.iloc[98:] = frame.iloc[50:52].to_numpy()  # duplicates of rows 50 and 51
+    write_data(frame, tmp_path / "raw", "data")
+    validate.run(params)
+    cleaned = run(params)
+    assert cleaned.counts() == {"duplicate": 2} and cleaned.data["a"].notna().mean() < 0.97

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.config import DatasetParams, IngestParams
+from tasks.config import CsvParams, DatasetParams, IngestParams
 from tasks.datafiles import Arrays
 from tasks.ingest import load_idx, load_npz, load_sklearn, load_source, load_table
 from tasks.runtime import UserError
+from tasks.tables import read_table
 
 LABEL = DatasetParams(label="label")
 
@@ -121,3 +122,92 @@ def test_the_source_file_is_never_modified(tmp_path: Path) -> None:
     before = path.read_bytes()
     load_source(IngestParams(source="csv", path=path, drop_columns=["id"]), LABEL)
     assert path.read_bytes() == before
+
+
+# --- CSV files as they really come (issue 16, 1-3) ------------------------------------------
+
+
+def _people(rows: int = 6) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [float(20 + i) for i in range(rows)],
+            "town": ["a", "b", "c"] * (rows // 3),
+            "label": ["yes", "no"] * (rows // 2),
+        }
+    )
+
+
+def test_a_semicolon_file_with_a_byte_order_mark_is_sniffed(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    _people().to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    frame, found = read_table(path, "label")
+    assert list(frame.columns) == ["age", "town", "label"] and len(frame) == 6
+    assert (found.delimiter, found.encoding, found.bom) == (";", "utf-8-sig", True)
+    line = found.describe()
+    assert "delimiter ';' (sniffed)" in line and "byte-order mark" in line and "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter"), [("utf-16", "\t"), ("cp1252", "|"), ("utf-8", ",")]
+)
+def test_encodings_and_delimiters_are_sniffed(
+    tmp_path: Path, encoding: str, delimiter: str
+) -> None:
+    path = tmp_path / "people.csv"
+    _people().assign(town=["café", "naïve", "x"] * 2).to_csv(
+        path, sep=delimiter, index=False, encoding=encoding
+    )
+    frame, found = read_table(path, "label")
+    assert found.delimiter == delimiter and frame["town"].iloc[0] == "café"
+
+
+def test_missing_markers_and_padding_are_read_as_missing_and_stripped(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("age, town ,label\n20, ?, yes\n?,a , no\n22,NA,yes \n ,b,no\n24,? , yes\n")
+    frame, found = read_table(path, "label")
+    assert list(frame.columns) == ["age", "town", "label"]
+    assert frame["age"].dtype == "float64" and frame["age"].isna().tolist() == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert frame["town"].isna().tolist() == [True, False, True, False, True]
+    assert sorted(frame["label"].unique()) == ["no", "yes"], "no ' yes' label"
+    assert found.missing_cells == 5
+    kept, _ = read_table(path, "label", options=CsvParams(strip_whitespace=False, na_values=[]))
+    assert " yes" in set(kept["label"])
+
+
+def test_a_headerless_file_is_named_by_the_params(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    _people(30).to_csv(path, index=False, header=False)
+    with pytest.raises(UserError) as error:
+        read_table(path, "label")
+    message = str(error.value)
+    assert "label column 'label' missing" in message and "ingest.csv.header: none" in message
+    options = CsvParams(header="none", columns=["age", "town", "label"])
+    frame, found = read_table(path, "label", options=options)
+    assert len(frame) == 30 and found.header == "none"
+    with pytest.raises(UserError, match="ingest.csv.columns names 2 columns, the file has 3"):
+        read_table(path, "label", options=CsvParams(header="none", columns=["a", "label"]))
+
+
+def test_a_wrong_delimiter_is_named_when_the_label_is_not_found(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    _people().to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    with pytest.raises(UserError) as error:
+        read_table(path, "label", options=CsvParams(delimiter=","))
+    message = str(error.value)
+    assert "delimiter ','" in message and "['age;town;label']" in message
+    assert "is ingest.csv.delimiter right?" in message and "\n" not in message
+
+
+def test_text_that_is_not_the_sniffed_encoding_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_bytes(b"a,label\n" + b"1,x\n" * 40000 + "2,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not utf-8 text .* set ingest.csv.encoding"):
+        read_table(path, "label")
+    frame, _ = read_table(path, "label", options=CsvParams(encoding="latin-1"))
+    assert frame["label"].iloc[-1] == "café"

@@ -12,7 +12,15 @@ from tasks.config import Params, TuneParams, parse_params, with_overrides
 from tasks.datafiles import Split
 from tasks.runners import _shared_prefect_api, open_runner
 from tasks.runtime import UserError
-from tasks.search import TrialLog, grid_points, halving_rungs, pick_best, rank_key, search
+from tasks.search import (
+    TrialLog,
+    TuneFailed,
+    grid_points,
+    halving_rungs,
+    pick_best,
+    rank_key,
+    search,
+)
 from tasks.sklearn_mlp import search_sklearn
 from tasks.trials import (
     Trial,
@@ -51,7 +59,9 @@ def test_pick_best_skips_failed_trials() -> None:
     ]
     assert pick_best(trials, "val_accuracy").point == {"a": 3}
     assert pick_best(trials, "val_loss").point == {"a": 1}
-    with pytest.raises(RuntimeError, match="every trial failed"):
+    with pytest.raises(
+        TuneFailed, match=r"every trial failed \(1 of 1\); the first, \{'a': 2\}: boom"
+    ):
         pick_best(trials[1:2], "val_accuracy")
 
 
@@ -268,6 +278,37 @@ def test_run_nests_one_mlflow_run_per_trial_under_the_pipeline_run(
     parent = mlflow.get_run(report["mlflow_run_id"])
     assert parent.data.metrics["tune_epochs_trained"] == 10
     assert "tune.best_params" in parent.data.tags
+
+
+def test_a_search_where_every_trial_fails_rewrites_its_report_and_names_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stale tune.json for train to pick up, and the real error in the one line."""
+    import json
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    processed, reports = tmp_path / "processed", tmp_path / "reports"
+    processed.mkdir()
+    reports.mkdir()
+    for name, split in zip(("train", "val"), _splits(), strict=True):
+        np.savez(processed / f"{name}.npz", x=split.x, y=split.y)
+    (reports / "tune.json").write_text('{"best_params": {"stale": true}}')
+    params = parse_params(
+        {
+            "paths": {"processed": str(processed), "reports": str(reports)}
+            | {"mlruns": str(tmp_path / "mlruns")},
+            "model": {"type": "cnn"},  # a CNN cannot take flat rows: every trial fails
+            "tune": {"epochs": 1, "grid": {"train.learning_rate": [0.01, 0.001]}},
+        }
+    )
+    with pytest.raises(TuneFailed) as error:
+        tune_run(params)
+    message = str(error.value)
+    assert "\n" not in message and "every trial failed (2 of 2)" in message
+    assert "{'train.learning_rate': 0.01}" in message and "cnn needs images" in message
+    report = json.loads((reports / "tune.json").read_text())
+    assert report["best_params"] == {} and [t["status"] for t in report["trials"]] == ["failed"] * 2
 
 
 def test_workers_are_pointed_at_this_process_prefect_api(prefect: None) -> None:

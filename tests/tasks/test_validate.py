@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.checks import LOCAL_CHECKS, ValidationFailed, check_data, validate_data
+from tasks.checks import (
+    LOCAL_CHECKS,
+    ValidationFailed,
+    causes,
+    check_data,
+    raise_on_failure,
+    validate_data,
+)
 from tasks.config import DatasetParams, ValidateParams, parse_params
 from tasks.datafiles import Arrays, write_data
 from tasks.runtime import UserError
@@ -209,7 +216,7 @@ def test_first_run_saves_the_suite_and_later_runs_are_held_to_it(tmp_path: Path)
     with pytest.raises(ValidationFailed) as error:
         run(params)
     lines = str(error.value).splitlines()
-    assert len(lines) == 2 and "column 'age'" in lines[1] and "40 rows" in lines[1]
+    assert len(lines) == 1 and "column 'age'" in lines[0] and "40 rows" in lines[0]
     report = tmp_path / "reports/validation"
     assert not (report / "raw.json").exists(), "no passing report left for clean to trust"
     assert "FAIL" in (report / "raw-failed.html").read_text()
@@ -352,3 +359,73 @@ def test_results_come_in_the_order_of_one_gx_run_over_the_table() -> None:
 def test_the_suite_file_check_knows_every_local_expectation() -> None:
     # load_suite leaves the local types to tasks.checks and hands the rest to GX to check
     assert set(LOCAL_CHECKS) == LOCAL_TYPES
+
+
+# --- messages: one line per cause (issue 16, 5 and 6) ---------------------------------------
+
+
+def test_a_renamed_column_is_one_line_naming_what_is_missing_and_what_is_new() -> None:
+    suite = infer_suite(_mixed(), DATASET)
+    rules = ValidateParams(max_null_fraction=0.5, columns=["town"])
+    checks = validate_data(_mixed().rename(columns={"town": "city"}), rules, DATASET, suite)
+    lines = causes(checks)
+    assert lines == [
+        "table: the columns differ from the suite's: missing ['town'], unexpected ['city']"
+    ]
+    assert not any("as expected" in c.describe() for c in checks if not c.success)
+    with pytest.raises(ValidationFailed) as error:
+        raise_on_failure(Path("people.csv"), checks)
+    assert str(error.value) == f"people.csv: {lines[0]}"
+
+
+def test_a_missing_column_without_a_column_set_is_still_one_line() -> None:
+    checks = validate_data(_mixed().drop(columns="label"), LENIENT, DATASET)
+    assert causes(checks) == ["column 'label': missing"]
+
+
+def test_a_one_row_file_gets_no_false_kind_line() -> None:
+    suite = infer_suite(_mixed(), DATASET)
+    one = pd.DataFrame({"age": [np.nan], "town": [np.nan], "label": [0]})  # read as numbers
+    lines = causes(validate_data(one, LENIENT, DATASET, suite))
+    assert not [line for line in lines if "expect_column_kind_to_be" in line], lines
+    assert any("expect_table_row_count_to_be_between" in line for line in lines)
+
+
+def test_a_gx_failure_without_details_does_not_say_as_expected() -> None:
+    checks = check_data(
+        _mixed(),
+        [
+            {
+                "type": "expect_column_values_to_match_regex",
+                "kwargs": {"column": "age", "regex": "^a"},
+            }
+        ],
+        "label",
+    )
+    assert not checks[0].success and "as expected" not in checks[0].describe()
+
+
+def _coercing(tmp_path: Path) -> Any:
+    return _params(tmp_path, max_null_fraction=0.5)
+
+
+def test_the_suite_records_the_kind_cleaning_gives_a_column(tmp_path: Path) -> None:
+    """A numeric column with a few blanks is text in the file but numbers after cleaning:
+    the suite says number, and the next, cleaner file of the same data passes."""
+    params = _coercing(tmp_path)
+    blanks = _mixed().assign(age=lambda f: f["age"].astype(str).mask(f.index % 10 == 5, " "))
+    write_data(blanks, tmp_path / "raw", "data")
+    run(params)
+    suite = json.loads((tmp_path / "expectations/people.json").read_text())["expectations"]
+    kinds = {e["kwargs"]["column"]: e["kwargs"]["kind"] for e in suite if "kind" in e["kwargs"]}
+    assert kinds["age"] == "number"
+    ranges = [e for e in suite if e["type"] == "expect_column_values_to_be_between"]
+    assert ranges[0]["kwargs"]["column"] == "age" and ranges[0]["kwargs"]["max_value"] == 80.0
+    write_data(_mixed(), tmp_path / "raw", "data")  # the same column without blanks
+    run(params)
+    without = params.model_copy(
+        update={"clean": params.clean.model_copy(update={"coerce_numbers": False})}
+    )
+    write_data(blanks, tmp_path / "raw", "data")
+    with pytest.raises(ValidationFailed, match="expect_column_kind_to_be"):
+        run(without)  # not coerced: the text is text
