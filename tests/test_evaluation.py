@@ -69,7 +69,7 @@ def _batch_prediction(project: Path) -> None:
     test.drop(columns=test.columns[0]).assign(patient="x").to_csv(scratch / "bad.csv")
     bad = ["--input", "scratch/bad.csv", "--output", "scratch/bad-out.csv"]
     result = run_cli(["python", "-m", "tasks.predict", *bad], project, check=False)
-    assert result.returncode == 1 and f"column {test.columns[0]!r}" in result.stderr
+    assert result.returncode == 1 and f"missing ['{test.columns[0]}']" in result.stderr
     assert not (scratch / "bad-out.csv").exists()
 
 

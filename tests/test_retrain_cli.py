@@ -47,8 +47,11 @@ def test_a_failed_expectation_ends_the_command_with_one_line(tmp_path: Path) -> 
     result = run_cli(["python", "-m", "flows.retrain"], project, check=False)
 
     assert result.returncode == 1
-    error = result.stderr[result.stderr.index("error: validate: ") :].splitlines()
-    assert error[0] == "error: validate: 3 expectation(s) failed on data/raw:"
+    error = result.stderr[result.stderr.index("error: ingest: ") :].splitlines()
+    assert error[0].endswith(
+        "bad.csv: rejected, 3 problems (data/raw is unchanged; the batch and its report "
+        "are in data/rejected/validation-failed.html):"
+    )
     assert len(error) == 4, "then one line per failing expectation"
     assert any("column 'a'" in line for line in error[1:])
     assert any("column 'label'" in line for line in error[1:])
