@@ -211,6 +211,7 @@ class TrainParams(Section):
     augmentation: Augmentation = Augmentation()
     deterministic: bool = False
     mixed_precision: bool = False
+    cpu_replicas: int = Field(default=1, ge=1)  # >1 without a GPU: MirroredStrategy on CPU parts
 
 
 class TuneParams(Section):

@@ -1,10 +1,10 @@
 """The Keras training loop: seeded per-epoch batches, fit with the restartable callbacks, on
-every visible GPU (or the CPU), with an optional backup to resume from after a kill.
+every visible GPU or the CPU's devices (see `tasks.devices`), with an optional backup to resume
+from after a kill.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 from pathlib import Path
@@ -21,6 +21,7 @@ from tasks.callbacks import (
 )
 from tasks.config import Params, TrainParams
 from tasks.datafiles import Split, n_classes_of
+from tasks.devices import distribution_strategy, precision_policy
 from tasks.models import build_model, head_for
 from tasks.runtime import import_tensorflow
 
@@ -111,25 +112,6 @@ def fit_model(
     )
 
 
-@functools.cache
-def distribution_strategy() -> Any:
-    """MirroredStrategy over every visible GPU when there are several, else the default one."""
-    tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
-
-def precision_policy(train: TrainParams) -> str:
-    """`mixed_float16` when asked for and a GPU is visible (where it pays off), else float32."""
-    tf = import_tensorflow()
-    if not train.mixed_precision:
-        return "float32"
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    log.warning("train.mixed_precision: no GPU visible, training in float32")
-    return "float32"
-
-
 def seed_training(train: TrainParams) -> None:
     """Seed Python, NumPy and TensorFlow; with train.deterministic also make TF ops deterministic.
 
@@ -143,20 +125,6 @@ def seed_training(train: TrainParams) -> None:
         import_tensorflow().config.experimental.enable_op_determinism()
 
 
-def describe_devices() -> dict[str, Any]:
-    """The device, strategy and TensorFlow version training uses (logged on every run)."""
-    tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    strategy = distribution_strategy()
-    return {
-        "device": "GPU" if gpus else "CPU",
-        "gpus": len(gpus),
-        "strategy": type(strategy).__name__,
-        "replicas": strategy.num_replicas_in_sync,
-        "tensorflow": tf.__version__,
-    }
-
-
 def train_model(
     params: Params,
     train_split: Split,
@@ -168,7 +136,7 @@ def train_model(
     carry: Carry | None = None,
     final: bool = True,
 ) -> tuple[Any, Any]:
-    """Build and fit the configured model on every visible GPU (or the CPU); return
+    """Build and fit the configured model on the devices of distribution_strategy; return
     (model, history). `carry` and `final` are fit_model's.
 
     With backup_dir, the state after each epoch is backed up there and a later call with the
@@ -178,25 +146,27 @@ def train_model(
     """
     import keras
 
+    strategy = distribution_strategy(params.train)  # first: it may split the CPU, before any op
     seed_training(params.train)
     keras.mixed_precision.set_global_policy(precision_policy(params.train))
     head = head_for(params.dataset.task, n_classes_of(params.dataset.task, train_split, val_split))
     steps = steps_per_epoch(train_split, params.train.batch_size)
-    with distribution_strategy().scope():
-        network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
     # two generations, so a kill in the middle of writing one still leaves a readable backup
     backup = (
         [keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True)]
         if backup_dir
         else []
     )
+    with strategy.scope():  # the optimizer's variables a backup restores are built here too
+        network = build_model(params.model, params.train, train_split.x.shape[1:], head, steps)
+        initial_epoch = _restore(network, backup[0]) if backup else 0
     history = fit_model(
         network,
         train_split,
         val_split,
         params.train,
         epochs=params.train.epochs,
-        initial_epoch=_restore(network, backup[0]) if backup else 0,
+        initial_epoch=initial_epoch,
         callbacks=(callbacks or []) + backup,
         verbose=verbose,
         state=backup_dir.with_suffix(".state") if backup_dir else None,

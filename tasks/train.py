@@ -24,8 +24,9 @@ import pandas as pd
 
 from tasks.config import Params, load_params, with_overrides
 from tasks.datafiles import Split, load_split, read_data, read_json, replace_dir, write_json
+from tasks.devices import describe_devices, precision_policy
 from tasks.figures import plot_curves
-from tasks.fitting import describe_devices, precision_policy, train_model
+from tasks.fitting import train_model
 from tasks.lineage import lineage_tags
 from tasks.resume import prepare_backup, read_epoch_log, remove_backup
 from tasks.runtime import import_tensorflow, run_entry
@@ -83,7 +84,7 @@ def _fit_keras(params: Params, splits: tuple[Split, Split], backup: Path) -> Tra
     import keras
     import mlflow
 
-    devices = describe_devices() | {"precision": precision_policy(params.train)}
+    devices = describe_devices(params.train) | {"precision": precision_policy(params.train)}
     mlflow.set_tags({f"train.{k}": str(v) for k, v in devices.items()})
     epoch_log = backup.with_suffix(".csv")
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar, or one line per epoch

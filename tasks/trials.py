@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from tasks.callbacks import Carry, random_state_variables
-from tasks.config import Params, with_overrides
+from tasks.config import Params, TrainParams, with_overrides
 from tasks.datafiles import Split
+from tasks.devices import distribution_strategy
 from tasks.fitting import fit_model, train_model
 from tasks.metrics import minimize
 from tasks.runtime import import_tensorflow, importing
@@ -125,13 +126,17 @@ def _to_bytes(network: Any) -> bytes:
         return path.read_bytes()
 
 
-def _from_bytes(weights: bytes, random_states: list[np.ndarray] | None = None) -> Any:
+def _from_bytes(
+    weights: bytes, train: TrainParams, random_states: list[np.ndarray] | None = None
+) -> Any:
+    """The model of a .keras file, on the devices train_model would build it on."""
     import keras
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "trial.keras"
         path.write_bytes(weights)
-        network = keras.models.load_model(path)
+        with distribution_strategy(train).scope():
+            network = keras.models.load_model(path)
     if random_states is not None:
         for variable, value in zip(random_state_variables(network), random_states, strict=True):
             variable.assign(value)
@@ -157,7 +162,9 @@ def train_trial(job: TrialJob) -> TrialResult:
         else:
             network = job.model
             if isinstance(network, bytes):
-                network = _from_bytes(network, job.carry.random if job.carry else None)
+                network = _from_bytes(
+                    network, trial_params.train, job.carry.random if job.carry else None
+                )
             history = fit_model(
                 network,
                 train_split,

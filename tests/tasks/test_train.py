@@ -12,7 +12,8 @@ from keras.callbacks import Callback
 from tasks.callbacks import Carry, early_stopping
 from tasks.config import ModelParams, Params, TrainParams, parse_params, with_overrides
 from tasks.datafiles import Split
-from tasks.fitting import describe_devices, fit_model, precision_policy, train_model
+from tasks.devices import describe_devices, precision_policy
+from tasks.fitting import fit_model, train_model
 from tasks.models import build_model, build_optimizer, head_for
 from tasks.resume import backup_dir_for
 from tasks.runtime import UserError
@@ -199,7 +200,72 @@ def test_mixed_precision_only_where_a_gpu_is() -> None:
     assert precision_policy(TrainParams()) == "float32"
     expected = "mixed_float16" if on_gpu else "float32"
     assert precision_policy(TrainParams(mixed_precision=True)) == expected
-    assert describe_devices()["replicas"] == max(1, len(tf.config.list_physical_devices("GPU")))
+    assert describe_devices(TrainParams())["replicas"] == max(
+        1, len(tf.config.list_physical_devices("GPU"))
+    )
+
+
+@pytest.fixture
+def float32_after() -> Iterator[None]:
+    """The precision policy is process-wide: put float32 back for the tests that follow."""
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _digits(rows: slice) -> Split:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images[..., None] / 16.0).astype("float32")
+    return Split(images[rows], digits.target[rows].astype("int64"))
+
+
+def test_mixed_precision_computes_in_float16_and_still_learns(
+    monkeypatch: pytest.MonkeyPatch, float32_after: None
+) -> None:
+    # no GPU here, so the policy precision_policy refuses on a CPU is forced
+    monkeypatch.setattr("tasks.fitting.precision_policy", lambda train: "mixed_float16")
+    params = parse_params(
+        {
+            "model": {**SMALL_CNN, "conv_filters": [8, 16], "hidden_units": [32]},
+            "train": {"epochs": 4, "learning_rate": 0.003, "early_stopping": {"patience": 4}},
+        }
+    )
+    network, history = train_model(params, _digits(slice(0, 1200)), _digits(slice(1200, 1500)))
+    *body, output = network.layers
+    assert {layer.compute_dtype for layer in body} == {"float16"}
+    assert network.layers[0].output.dtype == "float16"
+    assert (output.compute_dtype, output.variable_dtype) == ("float32", "float32")
+    assert {w.dtype for w in network.trainable_weights} == {"float32"}
+    assert network.predict(_digits(slice(1500, 1510)).x, verbose=0).dtype == np.float32
+    import keras
+
+    assert isinstance(network.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(network.optimizer.dynamic_scale) > 1  # losses are scaled up, not left as is
+    assert history.history["loss"][-1] < history.history["loss"][0] / 3
+    assert history.history["val_accuracy"][-1] > 0.9
+
+
+def test_more_cpu_replicas_than_a_started_runtime_has_warn_and_train_on_those(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("train.cpu_replicas is for machines without a GPU")
+    tf.constant(1.0) + 1  # the runtime has started: its devices are fixed from here on
+    existing = len(tf.config.list_logical_devices("CPU"))
+    with caplog.at_level("WARNING", logger="tasks.devices"):
+        devices = [describe_devices(TrainParams(cpu_replicas=existing + 5)) for _ in range(2)]
+    assert devices[0]["replicas"] == devices[1]["replicas"] == existing
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tasks.devices"]
+    assert len(warnings) == 1, warnings
+    assert f"train.cpu_replicas {existing + 5}: TensorFlow already started" in warnings[0]
+    assert (
+        describe_devices(TrainParams(cpu_replicas=1))["strategy"] == "_DefaultDistributionStrategy"
+    )
 
 
 class _StopAt(Callback):  # type: ignore[misc]

@@ -1,4 +1,5 @@
-"""A `python -m tasks.train` killed with SIGKILL mid-way resumes from its last epoch."""
+"""A `python -m tasks.train` killed with SIGKILL mid-way resumes from its last epoch, on one
+CPU device or on two (`train.cpu_replicas`, MirroredStrategy)."""
 
 from __future__ import annotations
 
@@ -26,16 +27,10 @@ EPOCHS = 40
 KILL_AFTER = 3  # finished epochs
 
 
-def _prepare(project: Path) -> None:
-    update_params(
-        project,
-        {
-            "train": {
-                "epochs": EPOCHS,
-                "early_stopping": {"monitor": "val_loss", "patience": EPOCHS},
-            }
-        },
-    )
+def prepare_training(project: Path, epochs: int, **train: object) -> None:
+    """The data steps run and no tuning: `python -m tasks.train` trains params.yaml's point."""
+    stopping = {"monitor": "val_loss", "patience": epochs}
+    update_params(project, {"train": {"epochs": epochs, "early_stopping": stopping, **train}})
     params = load_params()
     for step in (ingest, validate, clean, split, standardize):
         step.run(params)  # type: ignore[attr-defined]
@@ -67,8 +62,9 @@ def _train_until_killed(project: Path) -> int:
     return _backed_up_epoch(project / "models/.checkpoints")
 
 
-def test_a_killed_training_resumes_where_it_stopped(project: Path) -> None:
-    _prepare(project)
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_a_killed_training_resumes_where_it_stopped(project: Path, replicas: int) -> None:
+    prepare_training(project, EPOCHS, cpu_replicas=replicas)
     killed_at = _train_until_killed(project)
     assert KILL_AFTER <= killed_at < EPOCHS
     assert not (project / "models/model").exists()
@@ -76,6 +72,7 @@ def test_a_killed_training_resumes_where_it_stopped(project: Path) -> None:
     second = run_cli(["python", "-m", "tasks.train"], project)
 
     summary = json.loads((project / "models/model/run.json").read_text())
+    assert summary["replicas"] == replicas
     assert summary["resumed_at_epoch"] >= KILL_AFTER
     assert summary["epochs_run"] == EPOCHS
     started = summary["resumed_at_epoch"] + 1
@@ -92,3 +89,6 @@ def test_a_killed_training_resumes_where_it_stopped(project: Path) -> None:
     ]
     steps = {m.step for m in client.get_metric_history(summary["mlflow_run_id"], "loss")}
     assert steps == set(range(EPOCHS)), "every epoch's metrics, across both attempts"
+    strategy = "MirroredStrategy" if replicas > 1 else "_DefaultDistributionStrategy"
+    tags = runs[0].data.tags
+    assert (tags["train.strategy"], tags["train.replicas"]) == (strategy, str(replicas))
