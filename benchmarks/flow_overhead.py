@@ -15,26 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from projects import PROJECT_FILES, fresh_project  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "flow_overhead.json"
-PROJECT = (
-    "tasks",
-    "flows",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    "data/source/README.md",
-    "expectations",
-)
 
 BARE = r"""
 import itertools, os, sys, yaml
@@ -90,16 +81,7 @@ print({"accuracy": accuracy_score(y_test, predicted), "f1": prf[2]})
 
 
 def _fresh_project(target: Path) -> Path:
-    for name in PROJECT:
-        source = ROOT / name
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target / name)
-        else:
-            shutil.copy2(source, target / name)
-    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
-        subprocess.run(args, cwd=target, check=True, capture_output=True)
-    return target
+    return fresh_project(ROOT, target, PROJECT_FILES)
 
 
 def _timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:

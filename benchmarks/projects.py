@@ -10,6 +10,19 @@ import sys
 import time
 from pathlib import Path
 
+# the project's code and configuration, without outputs: what a fresh clone runs from
+PROJECT_FILES = (
+    "tasks",
+    "flows",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    "expectations",
+    "data/source/README.md",
+    "uv.lock",
+)
 QUIET = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -31,22 +31,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from projects import fresh_project, run_in  # noqa: E402
+from projects import PROJECT_FILES, fresh_project, run_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "retraining_scenario.json"
-PROJECT = (
-    "tasks",
-    "flows",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    "expectations",
-    "data/source/README.md",
-    "uv.lock",
-)
 
 
 def versions(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -76,7 +64,7 @@ def versions(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def make_project(target: Path, source: str = "npz", deterministic: bool = False) -> Path:
     """A fresh git checkout of the project's code and params (no outputs, no store)."""
-    fresh_project(ROOT, target, PROJECT)
+    fresh_project(ROOT, target, PROJECT_FILES)
     params = (target / "params.yaml").read_text()
     if source == "npz":
         params = params.replace("  source: sklearn ", "  source: npz     ", 1)

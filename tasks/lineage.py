@@ -30,15 +30,8 @@ def file_md5(path: Path) -> str:
 
 
 def locked_md5(lock: Path, out: Path) -> str | None:
-    """The md5 that dvc.lock records for an output path, if any."""
-    if not lock.is_file():
-        return None
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    for stage in stages.values():
-        for entry in stage.get("outs", []):
-            if Path(entry["path"]) == out:
-                return str(entry.get("md5"))
-    return None
+    """The md5 that dvc.lock records for a path, if any."""
+    return locked_md5s(lock).get(out.as_posix())
 
 
 def locked_md5s(lock: Path) -> dict[str, str]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,22 +132,23 @@ def test_rules_naming_unknown_or_unsuitable_columns(rules: CleanParams, message:
         clean_data(frame, rules, DATASET)
 
 
+def _params(tmp_path: Path, extra: dict[str, Any]) -> Any:
+    """A project under tmp_path reading a table labelled `y`, with `extra` sections."""
+    folders = ("raw", "clean", "reports", "expectations")
+    return parse_params(
+        {
+            "paths": {name: str(tmp_path / name) for name in folders},
+            "dataset": {"label": "y"},
+            "ingest": {"source": "csv", "path": "people.csv"},
+            **extra,
+        }
+    )
+
+
 def test_cleaned_data_is_validated_again_and_nothing_is_written_when_it_fails(
     tmp_path: Path,
 ) -> None:
-    params = parse_params(
-        {
-            "paths": {
-                "raw": str(tmp_path / "raw"),
-                "clean": str(tmp_path / "clean"),
-                "reports": str(tmp_path / "reports"),
-                "expectations": str(tmp_path / "expectations"),
-            },
-            "dataset": {"label": "y"},
-            "ingest": {"source": "csv", "path": "people.csv"},
-            "validate": {"min_rows": 4, "min_rows_per_class": 3},
-        }
-    )
+    params = _params(tmp_path, {"validate": {"min_rows": 4, "min_rows_per_class": 3}})
     # class 1 has 3 rows, two of them identical: fine raw, too few once de-duplicated
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0, 5.0, 5.0], "y": [0, 0, 0, 1, 1, 1]})
     write_data(frame, tmp_path / "raw", "data")
@@ -169,19 +171,12 @@ def test_a_raw_batch_share_of_nulls_is_not_held_against_the_de_duplicated_rows(
     tmp_path: Path,
 ) -> None:
     """3 nulls in 100 rows infer `mostly: 0.97`; dropping 2 full duplicates leaves 96.9%."""
-    params = parse_params(
+    params = _params(
+        tmp_path,
         {
-            "paths": {
-                "raw": str(tmp_path / "raw"),
-                "clean": str(tmp_path / "clean"),
-                "reports": str(tmp_path / "reports"),
-                "expectations": str(tmp_path / "expectations"),
-            },
-            "dataset": {"label": "y"},
-            "ingest": {"source": "csv", "path": "people.csv"},
             "validate": {"min_rows": 4, "min_rows_per_class": 3, "max_null_fraction": 0.5},
             "clean": {"missing": "median"},
-        }
+        },
     )
     frame = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0), "y": np.arange(100) % 2})
     frame.loc[:2, "a"] = np.nan
