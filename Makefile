@@ -22,7 +22,10 @@ PORT ?= 5000
 # make serve's port: not PORT, so that the UI and the served model can be up at once
 SERVE_PORT ?= 5001
 
-.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs
+# make tracking-server's database and artifact store
+TRACKING_DIR ?= $(CURDIR)/mlruns/server
+
+.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv
@@ -48,6 +51,16 @@ repro: install  ## the same steps through DVC, stage by stage, no Prefect server
 ui: install  ## the MLflow UI over the project's store
 	@python -m flows.server --check-port $(PORT) --host $(HOST)
 	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
+
+tracking-server: install  ## an MLflow tracking server: SQLite in TRACKING_DIR, artifacts proxied
+	@python -m flows.server --check-port $(PORT) --host $(HOST)
+	@mkdir -p $(TRACKING_DIR)
+	mlflow server --backend-store-uri sqlite:///$(abspath $(TRACKING_DIR))/mlflow.db \
+		--artifacts-destination $(abspath $(TRACKING_DIR))/artifacts \
+		--host $(HOST) --port $(PORT) --workers 1
+
+deploy: install  ## the retrain flow as deployment retrain/retrain on work pool POOL (PREFECT_API_URL)
+	python -m flows.deploy --pool $(POOL)
 
 serve: install  ## register.model_name@champion over HTTP (MLflow's scoring server; VERSION=3 for another)
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-$(STORE)} python -m tasks.serve --host $(HOST) --port $(SERVE_PORT) $(if $(VERSION),--version $(VERSION))

@@ -48,11 +48,15 @@ def fresh_project(tree: Path, target: Path, files: tuple[str, ...]) -> Path:
     return target
 
 
-def run_in(project: Path, args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run a command in the project (its own MLflow store and Prefect home); exit on failure."""
+def run_in(
+    project: Path, args: list[str], extra: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run a command in the project (its own MLflow store and Prefect home, unless `extra`
+    environment says otherwise); exit on failure."""
     env = {**os.environ, **QUIET, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PREFECT_HOME"] = str(project / ".prefect")
+    env.update(extra or {})
     started = time.perf_counter()
     done = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started

@@ -21,10 +21,11 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.decide import DATA_STEPS, Decision, decide, record
+from flows.publish import notify_failure, publish
 from flows.stages import record_stage, stage_is_current
 from tasks.config import Params, load_params
 from tasks.datafiles import read_json
-from tasks.runtime import UserError, project_lock, run_entry
+from tasks.runtime import STEP_RETRY_DELAYS_S, UserError, is_transient, project_lock, run_entry
 from tasks.tracking import check_server, missing_record, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
 MODEL_STEPS = ("split", "standardize", "tune", "train", "evaluate", "register")
 STEPS = (*DATA_STEPS, *MODEL_STEPS)
 TRACKED_STEPS = ("tune", "train")  # steps whose MLflow run is tagged with the flow run
+NETWORK_STEPS = ("tune", "train", "evaluate", "register")  # they talk to the tracking server
 
 
 def run_step(step: str, params: Params, tags: dict[str, str] | None = None) -> str | State:
@@ -74,7 +76,28 @@ def run_step(step: str, params: Params, tags: dict[str, str] | None = None) -> s
     return "ran"
 
 
-STEP_TASKS = {step: task(name=step, task_run_name=step)(run_step) for step in STEPS}
+def _lost_connection(task: Any, task_run: Any, state: State) -> bool:
+    """Retry a step only when it lost a service (a bug or a user's mistake fails at once)."""
+    try:
+        state.result()
+    except Exception as error:  # noqa: BLE001 - the state's own exception, re-raised
+        return is_transient(error)
+    return False
+
+
+def _step_task(step: str) -> Any:
+    retried = step in NETWORK_STEPS
+    return task(
+        name=step,
+        task_run_name=step,
+        retries=len(STEP_RETRY_DELAYS_S) if retried else 0,
+        retry_delay_seconds=STEP_RETRY_DELAYS_S if retried else 0.0,
+        retry_condition_fn=_lost_connection if retried else None,
+    )(run_step)
+
+
+STEP_TASKS = {step: _step_task(step) for step in STEPS}
+PUBLISH = task(name="publish", task_run_name="publish", retries=len(STEP_RETRY_DELAYS_S))(publish)
 
 
 def summarize(params: Params, outcome: dict[str, str], decision: Decision) -> dict[str, Any]:
@@ -113,10 +136,24 @@ def _run_steps(
     return None
 
 
-@flow(name="retrain")
+@flow(name="retrain", on_failure=[notify_failure])
 def retrain(force: bool = False) -> dict[str, Any] | State:
     """Retrain: ingest, validate, clean; decide; split, standardize, tune, train, evaluate,
-    register. `force` retrains whatever the decision would have said."""
+    register. `force` retrains whatever the decision would have said. One run per checkout
+    (the project lock), also when a work pool's worker runs it."""
+    try:
+        with project_lock():
+            result = _retrain(force)
+    except UserError as error:
+        return Failed(message=str(error))
+    if not isinstance(result, State):
+        published = PUBLISH(result, return_state=True)
+        if published.is_failed():  # the run did its work; only its Prefect summary is missing
+            log.warning("publish: the run's artifacts were not published (%s)", published.message)
+    return result
+
+
+def _retrain(force: bool) -> dict[str, Any] | State:
     try:
         params = load_params()
         check_server(tracking_uri(params.paths.mlruns))  # before any step changes anything

@@ -290,6 +290,12 @@ class ScheduleParams(Section):
     name: str = "nightly-retrain"
 
 
+class NotifyParams(Section):
+    """Where a failed flow run is announced: a one-line JSON POST (Slack/Teams-style hooks)."""
+
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+
+
 class Params(Section):
     paths: Paths = Paths()
     dataset: DatasetParams = DatasetParams()
@@ -307,6 +313,7 @@ class Params(Section):
     predict: PredictParams = PredictParams()
     drift: DriftParams = DriftParams()
     schedule: ScheduleParams = ScheduleParams()
+    notify: NotifyParams = NotifyParams()
 
     @model_validator(mode="before")
     @classmethod

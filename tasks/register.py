@@ -120,13 +120,11 @@ def lineage_of(client: Any, run_id: str) -> dict[str, str]:
     return {k: v for k, v in tags.items() if k.startswith(kept)} | pipeline_md5s()
 
 
-def _tag_version(client: Any, name: str, version: str, decision: Decision, gate: Any) -> None:
-    for key, value in asdict(decision).items():
-        client.set_model_version_tag(name, version, f"promotion.{key}", str(value))
-    for key, value in (gate.as_dict() if gate else {}).items():
-        client.set_model_version_tag(name, version, f"gate.{key}", str(value))
-    verdict = "Promoted to @champion" if decision.promote else "Not promoted"
-    client.update_model_version(name, version, description=f"{verdict}: {decision.reason}.")
+def version_tags(decision: Decision, gate: Any, lineage: dict[str, str]) -> dict[str, str]:
+    """Every tag of the new version: the promotion decision, the gate's test, the lineage."""
+    tags = {f"promotion.{key}": str(value) for key, value in asdict(decision).items()}
+    tags |= {f"gate.{key}": str(value) for key, value in (gate.as_dict() if gate else {}).items()}
+    return tags | lineage
 
 
 def run(params: Params) -> dict[str, Any]:
@@ -146,14 +144,16 @@ def run(params: Params) -> dict[str, Any]:
     champion = current_champion(client, name)
     gate = run_gate(client, params, champion) if champion else None
     decision = decide(scores, gate, params.register_)
-    version = mlflow.register_model(summary["model_uri"], name).version
+    lineage = lineage_of(client, summary["mlflow_run_id"])
+    # the version is created with all its tags in one call, and aliases come last: a failure
+    # on the way never leaves an untagged version, nor an alias on a half-made one
+    tags = version_tags(decision, gate, lineage)
+    version = mlflow.register_model(summary["model_uri"], name, tags=tags).version
+    verdict = "Promoted to @champion" if decision.promote else "Not promoted"
+    client.update_model_version(name, version, description=f"{verdict}: {decision.reason}.")
     client.set_registered_model_alias(name, "challenger", version)
     if decision.promote:
         crown(client, name, version, [*champion_history(client, name), str(version)])
-    _tag_version(client, name, version, decision, gate)
-    lineage = lineage_of(client, summary["mlflow_run_id"])
-    for key, value in lineage.items():
-        client.set_model_version_tag(name, version, key, value)
     client.log_batch(summary["mlflow_run_id"], tags=[RunTag(k, v) for k, v in lineage.items()])
     previous = champion.version if champion else None
     record = {

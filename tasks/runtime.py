@@ -38,6 +38,8 @@ RETRIES_ENV = {
     "PREFECT_CLIENT_MAX_RETRIES": "2",
 }
 SERVICE_TIMEOUT_S = 5  # a service that does not answer its health check in this long is down
+# A flow step that lost its connection to a service mid-run is run again, after these pauses
+STEP_RETRY_DELAYS_S = [10.0, 30.0]
 PIPELINE_LOGGERS = ("tasks", "flows")
 NOISY_LOGGERS = (
     "absl",
@@ -54,6 +56,22 @@ NOISY_LOGGERS = (
 
 class UserError(Exception):
     """An error the user caused (bad params, bad data); shown as one line, no traceback."""
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """Whether an error is a lost connection to a service (worth retrying the step), seen
+    through the chain of causes: MLflow's client wraps urllib3's and requests' errors."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, ConnectionError | TimeoutError):
+            return True
+        name = type(error).__name__
+        if name in {"ConnectionError", "MaxRetryError", "ReadTimeout", "ConnectTimeout"}:
+            return True
+        if "Max retries exceeded" in str(error) or "Connection refused" in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def configure() -> None:
@@ -128,11 +146,17 @@ def reachable(host: str, port: int, timeout_s: float = SERVICE_TIMEOUT_S) -> boo
         return False
 
 
+_HELD: list[Path] = []  # the project lock this process holds
+
+
 @contextmanager
 def project_lock(path: Path = Path(".retrain.lock")) -> Iterator[None]:
     """One run per checkout: a second run refuses at once, naming the first one."""
     from filelock import FileLock, Timeout
 
+    if _HELD:  # already this process's (a flow run under `python -m flows.retrain`)
+        yield
+        return
     holder = path.with_suffix(".pid")
     lock = FileLock(str(path))
     try:
@@ -145,8 +169,10 @@ def project_lock(path: Path = Path(".retrain.lock")) -> Iterator[None]:
         ) from None
     try:
         holder.write_text(f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}")
+        _HELD.append(path)
         yield
     finally:
+        _HELD.pop()
         holder.unlink(missing_ok=True)
         lock.release()
 
