@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.stages import DATA_STEPS
 from tasks.config import Params
 from tasks.datafiles import Arrays, Data, labels_of, read_data, replace_file, write_json
 
 log = logging.getLogger(__name__)
-
-DATA_STEPS = ("ingest", "validate", "clean")
 
 
 @dataclass(frozen=True)

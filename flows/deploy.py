@@ -25,7 +25,7 @@ from tasks.runtime import UserError, run_entry
 
 log = logging.getLogger(__name__)
 
-ENTRYPOINT = "flows/retrain.py:retrain"
+ENTRYPOINT = "flows/pipeline.py:retrain"
 
 
 def api_url() -> str:

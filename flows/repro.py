@@ -15,7 +15,7 @@ import argparse
 import logging
 import subprocess
 
-from flows.retrain import STEPS
+from flows.stages import STEPS
 from tasks.config import load_params
 from tasks.runtime import UserError, project_lock, run_entry
 from tasks.tracking import missing_record

@@ -1,12 +1,12 @@
-"""The retraining flow: every step of dvc.yaml as a Prefect task, in order.
-
-Each task calls the same adapter as `python -m tasks.<step>`, skips itself when DVC says the
-stage is up to date (content hashes of its deps, params and outs), and records what it
-wrote in dvc.lock, so after a flow run `dvc status` is clean and `dvc repro` is a no-op.
-After the data steps, `decide` (flows/decide.py) says whether the run retrains: it skips the
-model steps when the only change is a few new rows without drift, and records why.
+"""`make run`: the retraining flow once, on params.yaml.
 
     python -m flows.retrain [--force]
+
+When nothing changed since the last run (one `dvc status` of the whole pipeline is clean and
+the MLflow store holds every record dvc.lock names), it says so and prints the last run's
+summary, without starting Prefect or importing TensorFlow: an hourly schedule on unchanged
+data costs about what `dvc repro` does. Otherwise it starts a Prefect server for the run
+(flows/server.py; PREFECT_API_URL's when set) and runs the flow (flows/pipeline.py).
 """
 
 from __future__ import annotations
@@ -16,184 +16,27 @@ import importlib
 import logging
 from typing import Any
 
-from prefect import State, flow, task
-from prefect.runtime import flow_run
-from prefect.states import Failed
-
-from flows.decide import DATA_STEPS, Decision, decide, record
-from flows.publish import notify_failure, publish
-from flows.stages import record_stage, stage_is_current
+from flows.stages import STEPS, dvc_repo
+from flows.summary import format_summary, summarize
 from tasks.config import Params, load_params
-from tasks.datafiles import read_json
-from tasks.runtime import STEP_RETRY_DELAYS_S, UserError, is_transient, project_lock, run_entry
-from tasks.tracking import check_server, missing_record, tracking_uri
+from tasks.runtime import UserError, project_lock, run_entry
 
 log = logging.getLogger(__name__)
 
-
-class _NoEmptyTraceback(logging.Filter):
-    """Prefect logs a task that returned a Failed state with exc_info=True although nothing
-    was raised, which prints a stray `NoneType: None` under the line; drop that part."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is None:
-            record.exc_info = None
-        return True
+UNCHANGED = (
+    "skip: nothing changed since the last run (dvc status is clean, MLflow has every record)"
+)
 
 
-logging.getLogger("prefect.task_runs").addFilter(_NoEmptyTraceback())
+def nothing_to_do(params: Params) -> bool:
+    """One DVC status for the whole pipeline, then the MLflow record of what it holds."""
+    from tasks.tracking import check_server, records_current, tracking_uri
 
-MODEL_STEPS = ("split", "standardize", "tune", "train", "evaluate", "register")
-STEPS = (*DATA_STEPS, *MODEL_STEPS)
-TRACKED_STEPS = ("tune", "train")  # steps whose MLflow run is tagged with the flow run
-NETWORK_STEPS = ("tune", "train", "evaluate", "register")  # they talk to the tracking server
-
-
-def run_step(step: str, params: Params, tags: dict[str, str] | None = None) -> str | State:
-    """Run one step unless DVC finds it current and the MLflow store holds its record;
-    return 'ran' or 'skipped'. `tags` go on the MLflow run of the tracked steps.
-
-    A user's mistake (bad data, bad params) fails the task with its one-line message
-    instead of a traceback; a bug still raises.
-    """
-    if stage_is_current(step):
-        missing = missing_record(params, step)
-        if missing is None:
-            log.info("%s: up to date (dvc.lock matches), skipped", step)
-            return "skipped"
-        log.info("%s: up to date for DVC, but %s: running it again", step, missing)
-    adapter = importlib.import_module(f"tasks.{step}")
-    try:
-        if step in TRACKED_STEPS:
-            adapter.run(
-                params, tags={**(tags or {}), "prefect.flow_run_id": str(flow_run.id or "")}
-            )
-        else:
-            adapter.run(params)
-    except UserError as error:
-        return Failed(message=f"{step}: {error}")
-    record_stage(step)
-    return "ran"
-
-
-def _lost_connection(task: Any, task_run: Any, state: State) -> bool:
-    """Retry a step only when it lost a service (a bug or a user's mistake fails at once)."""
-    try:
-        state.result()
-    except Exception as error:  # noqa: BLE001 - the state's own exception, re-raised
-        return is_transient(error)
-    return False
-
-
-def _step_task(step: str) -> Any:
-    retried = step in NETWORK_STEPS
-    return task(
-        name=step,
-        task_run_name=step,
-        retries=len(STEP_RETRY_DELAYS_S) if retried else 0,
-        retry_delay_seconds=STEP_RETRY_DELAYS_S if retried else 0.0,
-        retry_condition_fn=_lost_connection if retried else None,
-    )(run_step)
-
-
-STEP_TASKS = {step: _step_task(step) for step in STEPS}
-PUBLISH = task(name="publish", task_run_name="publish", retries=len(STEP_RETRY_DELAYS_S))(publish)
-
-
-def summarize(params: Params, outcome: dict[str, str], decision: Decision) -> dict[str, Any]:
-    """What the run produced, read back from the files the stages wrote."""
-
-    reports = params.paths.reports
-    return {
-        "steps": outcome,
-        "decision": {"retrain": decision.retrain, "reason": decision.reason},
-        "metrics": read_json(reports / "metrics.json"),
-        "mlflow_run_id": read_json(params.paths.model / "run.json")["mlflow_run_id"],
-        "registry": read_json(reports / "registry.json"),
-        "tracking_uri": tracking_uri(params.paths.mlruns),
-    }
-
-
-def decide_and_record(params: Params, force: bool) -> Decision:
-    """Retrain or skip the model steps (flows/decide.py), recorded in the log and Prefect."""
-    decision = decide(params, MODEL_STEPS, force)
-    record(decision)
-    return decision
-
-
-DECIDE = task(name="decide", task_run_name="decide")(decide_and_record)
-
-
-def _run_steps(
-    steps: tuple[str, ...], params: Params, outcome: dict[str, str], tags: dict[str, str]
-) -> State | None:
-    """Run the steps in order into outcome; the failed state of the first that fails."""
-    for step in steps:
-        state = STEP_TASKS[step](step, params, tags, return_state=True)
-        if state.is_failed():  # nothing after a failed step runs; the flow run is failed
-            return Failed(message=state.message)
-        outcome[step] = str(state.result())
-    return None
-
-
-@flow(name="retrain", on_failure=[notify_failure])
-def retrain(force: bool = False) -> dict[str, Any] | State:
-    """Retrain: ingest, validate, clean; decide; split, standardize, tune, train, evaluate,
-    register. `force` retrains whatever the decision would have said. One run per checkout
-    (the project lock), also when a work pool's worker runs it."""
-    try:
-        with project_lock():
-            result = _retrain(force)
-    except UserError as error:
-        return Failed(message=str(error))
-    if not isinstance(result, State):
-        published = PUBLISH(result, return_state=True)
-        if published.is_failed():  # the run did its work; only its Prefect summary is missing
-            log.warning("publish: the run's artifacts were not published (%s)", published.message)
-    return result
-
-
-def _retrain(force: bool) -> dict[str, Any] | State:
-    try:
-        params = load_params()
-        check_server(tracking_uri(params.paths.mlruns))  # before any step changes anything
-    except UserError as error:
-        return Failed(message=str(error))
-    outcome: dict[str, str] = {}
-    failed = _run_steps(DATA_STEPS, params, outcome, {})
-    if failed is not None:
-        return failed
-    decision = DECIDE(params, force, return_state=True)
-    if decision.is_failed():
-        return Failed(message=f"decide: {decision.message}")
-    decided: Decision = decision.result()  # type: ignore[assignment]
-    if not decided.retrain:
-        return summarize(params, outcome | dict.fromkeys(MODEL_STEPS, "skipped"), decided)
-    failed = _run_steps(MODEL_STEPS, params, outcome, decided.tags())
-    return failed or summarize(params, outcome, decided)
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    registry = summary["registry"]
-    ran = [s for s, o in summary["steps"].items() if o == "ran"]
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
-    champion = (
-        "now @champion"
-        if registry["promote"]
-        else f"stays @challenger, champion is v{registry['champion']}"
-    )
-    return "\n".join(
-        [
-            "",
-            f"decision: {summary['decision']['reason']}",
-            f"steps run: {', '.join(ran) or 'none (everything up to date)'}",
-            f"test metrics: {metrics}",
-            f"MLflow run: {summary['mlflow_run_id']} ({summary['tracking_uri']})",
-            f"registered: {registry['model_name']} v{registry['version']}, {champion} "
-            f"({registry['reason']})",
-            "look at it: make ui  (MLflow UI on http://127.0.0.1:5000); dvc metrics show",
-        ]
-    )
+    with dvc_repo() as repo:
+        if repo.status():
+            return False
+    check_server(tracking_uri(params.paths.mlruns))
+    return records_current(params)
 
 
 def preload_libraries() -> None:
@@ -206,19 +49,32 @@ def preload_libraries() -> None:
             importlib.import_module(module)
 
 
+def run_flow(force: bool) -> dict[str, Any]:
+    """The flow on its own Prefect server (or PREFECT_API_URL's); its summary."""
+    from flows.pipeline import retrain
+    from flows.server import prefect_api
+
+    with prefect_api(while_starting=preload_libraries):
+        state = retrain(force=force, return_state=True)
+    if state.is_failed():
+        raise UserError(state.message or "the retrain flow failed")
+    return state.result()  # type: ignore[return-value]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the retraining flow once on params.yaml.")
     parser.add_argument(
         "--force", action="store_true", help="retrain even without new rows, drift or changes"
     )
     args = parser.parse_args()
-    from flows.server import prefect_api
-
-    with project_lock(), prefect_api(while_starting=preload_libraries):
-        state = retrain(force=args.force, return_state=True)
-    if state.is_failed():
-        raise UserError(state.message or "the retrain flow failed")
-    print(format_summary(state.result()))  # type: ignore[arg-type]
+    with project_lock():
+        params = load_params()  # a bad params.yaml is the first thing said
+        if not args.force and nothing_to_do(params):
+            log.info("nothing to do: no Prefect run started")
+            summary = summarize(params, dict.fromkeys(STEPS, "skipped"), False, UNCHANGED)
+        else:
+            summary = run_flow(args.force)
+    print(format_summary(summary))
 
 
 if __name__ == "__main__":

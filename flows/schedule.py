@@ -24,7 +24,7 @@ def serve(cron: str, name: str) -> None:
     """Register the deployment with its schedule and run scheduled flow runs until stopped."""
     from prefect.schedules import Cron
 
-    from flows.retrain import retrain
+    from flows.pipeline import retrain
 
     try:
         schedule = Cron(cron)

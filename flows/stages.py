@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+DATA_STEPS = ("ingest", "validate", "clean")
+MODEL_STEPS = ("split", "standardize", "tune", "train", "evaluate", "register")
+STEPS = (*DATA_STEPS, *MODEL_STEPS)
+
 
 def dvc_repo() -> Any:
     """The project's DVC repository (opened where the command runs)."""

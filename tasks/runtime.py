@@ -51,6 +51,9 @@ NOISY_LOGGERS = (
     "dvc",
     "mlflow",
     "alembic",
+    "httpx",  # Prefect's client: a line per API call
+    "httpcore",
+    "urllib3",
 )
 
 

@@ -8,6 +8,7 @@ artifacts beside it in `mlruns/artifacts/`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -137,3 +138,42 @@ def _missing_version(client: Any, recorded: dict[str, Any]) -> str | None:
     except MlflowException:
         return f"the registry has no {name} v{version}"
     return None if found.run_id == recorded["run_id"] else f"{name} v{version} is another run's"
+
+
+RECORDED_STEPS = ("tune", "train", "evaluate", "register")  # steps whose outputs name records
+STAMP = "records.json"  # in the local store's folder: it goes when the store goes
+
+
+def _store_state(params: Params) -> dict[str, Any] | None:
+    """dvc.lock's hash and the local store's file state (inode, size, mtime): what the records
+    were checked against. None for a tracking server, which only it can answer for."""
+    database = params.paths.mlruns / "mlflow.db"
+    lock = Path("dvc.lock")
+    if tracking_uri(params.paths.mlruns) != local_store(params.paths.mlruns):
+        return None
+    if not database.is_file() or not lock.is_file():
+        return None
+    stat = database.stat()
+    return {
+        "dvc_lock": hashlib.sha256(lock.read_bytes()).hexdigest(),
+        "store": [stat.st_ino, stat.st_size, stat.st_mtime_ns],
+    }
+
+
+def stamp_records(params: Params) -> None:
+    """Note that the store holds every record of dvc.lock's outputs, as it is now."""
+    state = _store_state(params)
+    if state is not None:
+        (params.paths.mlruns / STAMP).write_text(json.dumps(state))
+
+
+def records_current(params: Params) -> bool:
+    """Whether the store holds the record of every output in dvc.lock: at once when nothing
+    changed since the last check (the stamp matches), else asked of the store (MLflow)."""
+    stamp, state = params.paths.mlruns / STAMP, _store_state(params)
+    if state is not None and stamp.is_file() and json.loads(stamp.read_text()) == state:
+        return True
+    if any(missing_record(params, step) is not None for step in RECORDED_STEPS):
+        return False
+    stamp_records(params)
+    return True

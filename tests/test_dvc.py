@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.retrain import STEPS
+from flows.stages import STEPS
 from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli, update_params
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

@@ -42,7 +42,7 @@ def _client() -> object:
 def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harness: None) -> None:
     import mlflow
 
-    from flows.retrain import STEPS, retrain
+    from flows.pipeline import STEPS, retrain
 
     summary = retrain()
     assert summary["steps"] == dict.fromkeys(STEPS, "ran")
@@ -106,7 +106,7 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
 
 
 def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harness: None) -> None:
-    from flows.retrain import retrain
+    from flows.pipeline import retrain
 
     first = retrain()
     assert first["registry"]["promote"], first["registry"]
@@ -133,7 +133,7 @@ def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harnes
 
 
 def test_failed_validation_stops_before_training(project: Path, prefect_harness: None) -> None:
-    from flows.retrain import retrain
+    from flows.pipeline import retrain
 
     source = project / "data/source/bad.csv"
     pd.DataFrame({"a": [1.0, None, 3.0] * 10, "label": [0, 1, 2] * 10}).to_csv(source, index=False)
@@ -156,7 +156,7 @@ def test_titanic_example_trains_and_registers_a_model_that_beats_the_majority(
 ) -> None:
     import mlflow
 
-    from flows.retrain import STEPS, retrain
+    from flows.pipeline import STEPS, retrain
 
     project = make_project(tmp_path / "project")
     shutil.copy(ROOT / "examples/titanic/params.yaml", project / "params.yaml")

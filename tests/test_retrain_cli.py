@@ -29,11 +29,21 @@ def test_the_command_runs_the_flow_on_its_own_server_and_stops_it(tmp_path: Path
 
     assert "steps run: ingest, validate, clean, split, standardize, tune, train" in result.stdout
     assert "registered: digits-test v1, now @champion" in result.stdout
-    assert "Flow run" in result.stderr and "Finished in state Completed()" in result.stderr
+    assert "prefect.flow_runs: Finished in state Completed()" in result.stderr
+    assert "httpx" not in result.stderr, "no line per Prefect API call"
     # logs reached the server before it stopped: no retries against a stopped server
     assert "Error logging to API" not in result.stderr and "Traceback" not in result.stderr
     assert not healthy(f"{_server_url(result.stderr)}/api"), "the server outlived the command"
     assert run_cli(["dvc", "status"], project).stdout.strip().endswith("up to date.")
+
+    again = run_cli(["python", "-m", "flows.retrain"], project)  # nothing changed
+    assert "decision: skip: nothing changed since the last run" in again.stdout
+    assert "steps run: none" in again.stdout and "registered: digits-test v1" in again.stdout
+    assert "no Prefect run started" in again.stderr and not SERVER_LINE.search(again.stderr)
+
+    (project / "mlruns/mlflow.db").unlink()  # a store that lost its records: the flow reruns
+    rerun = run_cli(["python", "-m", "flows.retrain"], project)
+    assert "steps run: tune, train, evaluate, register" in rerun.stdout, rerun.stdout
 
 
 def test_a_failed_expectation_ends_the_command_with_one_line(tmp_path: Path) -> None:

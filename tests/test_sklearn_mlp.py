@@ -45,7 +45,7 @@ def chdir_into(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def _run_every_step() -> None:
-    from flows.retrain import STEPS, run_step
+    from flows.pipeline import STEPS, run_step
     from tasks.config import load_params
 
     params = load_params()

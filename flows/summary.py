@@ -1,0 +1,56 @@
+"""What a run produced, read back from the files the stages wrote, and its terminal summary.
+
+Light on purpose (no pandas, Prefect, MLflow): `python -m flows.retrain` prints it also when
+nothing had to run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tasks.config import Params
+from tasks.tracking import tracking_uri
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def summarize(
+    params: Params, outcome: dict[str, str], retrain: bool, reason: str
+) -> dict[str, Any]:
+    """The run's steps, decision, test metrics, MLflow run, registry record and store."""
+    reports = params.paths.reports
+    return {
+        "steps": outcome,
+        "decision": {"retrain": retrain, "reason": reason},
+        "metrics": _json(reports / "metrics.json"),
+        "mlflow_run_id": _json(params.paths.model / "run.json")["mlflow_run_id"],
+        "registry": _json(reports / "registry.json"),
+        "tracking_uri": tracking_uri(params.paths.mlruns),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    registry = summary["registry"]
+    ran = [s for s, o in summary["steps"].items() if o == "ran"]
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    champion = (
+        "now @champion"
+        if registry["promote"]
+        else f"stays @challenger, champion is v{registry['champion']}"
+    )
+    return "\n".join(
+        [
+            "",
+            f"decision: {summary['decision']['reason']}",
+            f"steps run: {', '.join(ran) or 'none (everything up to date)'}",
+            f"test metrics: {metrics}",
+            f"MLflow run: {summary['mlflow_run_id']} ({summary['tracking_uri']})",
+            f"registered: {registry['model_name']} v{registry['version']}, {champion} "
+            f"({registry['reason']})",
+            "look at it: make ui  (MLflow UI on http://127.0.0.1:5000); dvc metrics show",
+        ]
+    )
