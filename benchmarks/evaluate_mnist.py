@@ -117,6 +117,10 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from projects import measured_at
+
+    result["commit"] = measured_at()
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"evaluate_mnist: evaluate step on 10,000 test images {evaluate_s:.2f} s "

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from projects import PROJECT_FILES, fresh_project  # noqa: E402
+from projects import PROJECT_FILES, fresh_project, measured_at  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "flow_overhead.json"
@@ -126,6 +126,7 @@ def main() -> None:
     }
     result["met"] = result["mean_extra_s"] <= 10
     RESULTS.parent.mkdir(exist_ok=True)
+    result["commit"] = measured_at()
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
 

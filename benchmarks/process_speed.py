@@ -74,6 +74,10 @@ def main() -> None:
         "slowest_over_fastest": round(max(seconds) / min(seconds), 2),
     }
     out = ROOT / "benchmarks" / "results" / "process_speed.json"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from projects import measured_at
+
+    result["commit"] = measured_at()
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"{args.runs} fresh processes, one trial each: {seconds} s; slowest/fastest "

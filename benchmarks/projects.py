@@ -63,3 +63,12 @@ def run_in(
     if done.returncode != 0:
         sys.exit(f"{args} failed in {project}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done, seconds
+
+
+def measured_at() -> str:
+    """The commit measured, with `+dirty` when tracked files differed from it."""
+    root = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(root)]
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "tasks", "flows"], check=False)
+    return head.stdout.strip() + ("+dirty" if dirty.returncode else "")

@@ -15,6 +15,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +65,10 @@ def main() -> None:
         },
     }
     RESULTS.parent.mkdir(exist_ok=True)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from projects import measured_at
+
+    result["commit"] = measured_at()
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -72,6 +72,10 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from projects import measured_at
+
+    payload["commit"] = measured_at()
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload, indent=2))
     return path

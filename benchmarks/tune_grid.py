@@ -332,6 +332,10 @@ def main() -> None:
         for seed, pairs in {seeds[0]: runs, **other_seeds}.items()
         for name, run in pairs.items()
     }
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from projects import measured_at
+
+    summary["commit"] = measured_at()
     (out / f"{args.out}.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / f"{args.out}_curves.json").write_text(json.dumps(curves) + "\n")
     for name, result in runs.items():
