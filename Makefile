@@ -28,10 +28,10 @@ TRACKING_DIR ?= $(CURDIR)/mlruns/server
 .PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy
 
 .venv/.installed: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --user --quiet uv
 	@# bytecode compiled once here (~30 s): where PYTHONDONTWRITEBYTECODE is set, every
 	@# process would otherwise compile TensorFlow & co. from source (TF import 8.8 s -> 3.1 s)
-	$(UV) sync --frozen --extra dask --compile-bytecode
+	$(UV) sync --quiet --frozen --extra dask --compile-bytecode
 	@touch $@
 
 install: .venv/.installed

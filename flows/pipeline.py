@@ -18,7 +18,7 @@ from typing import Any
 
 from prefect import State, flow, task
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from flows.decide import Decision, decide, record
 from flows.publish import notify_failure, publish
@@ -58,7 +58,8 @@ def run_step(step: str, params: Params, tags: dict[str, str] | None = None) -> s
         missing = missing_record(params, step)
         if missing is None:
             log.info("%s: up to date (dvc.lock matches), skipped", step)
-            return "skipped"
+            # its own state name, so the Prefect UI tells skipped steps from those that ran
+            return Completed(name="Skipped", message="up to date (dvc.lock)", data="skipped")
         log.info("%s: up to date for DVC, but %s: running it again", step, missing)
     adapter = importlib.import_module(f"tasks.{step}")
     try:

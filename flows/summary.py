@@ -33,10 +33,22 @@ def summarize(
     }
 
 
+def metric_line(metrics: dict[str, float]) -> str:
+    """Test metrics rounded to 3 places, each value once: `f1_macro` is left out when it
+    equals `f1` (the same score under two names)."""
+    shown: dict[str, float] = {}
+    for name, value in metrics.items():
+        stem = name.rsplit("_", 1)[0]
+        if name != stem and stem in metrics and metrics[stem] == value:
+            continue
+        shown[name] = value
+    return ", ".join(f"{name} {value:.3f}" for name, value in shown.items())
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     registry = summary["registry"]
     ran = [s for s, o in summary["steps"].items() if o == "ran"]
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+    metrics = metric_line(summary["metrics"])
     champion = (
         "now @champion"
         if registry["promote"]

@@ -73,14 +73,14 @@ def _write_plots(folder: Path, built: dict[str, Any], predictions: pd.DataFrame)
         predictions[["truth", "prediction"]].to_csv(folder / "confusion.csv", index=False)
 
 
-def _write_curves(history: Path, folder: Path) -> None:
+def _write_curves(history: Path, folder: Path, params: Params) -> None:
     """The training curves as a PNG beside the other plots (train logs the same to MLflow)."""
     import matplotlib.pyplot as plt
 
-    from tasks.figures import plot_curves
+    from tasks.figures import kept_by, plot_curves
 
     if history.is_file():
-        figure = plot_curves(pd.read_csv(history))
+        figure = plot_curves(pd.read_csv(history), kept_by(params))
         figure.savefig(folder / "curves.png", dpi=100)
         plt.close(figure)
 
@@ -173,7 +173,7 @@ def run(params: Params) -> dict[str, float]:
         built = build_figures(test, predictions, list(preprocessor.classes))
     with replace_dir(reports / "plots") as staging:
         _write_plots(staging, built, predictions)
-        _write_curves(reports / "history.csv", staging)
+        _write_curves(reports / "history.csv", staging, params)
     predictions.to_csv(reports / "predictions.csv", index=False)
     write_json(reports / "per_class.json", report)
     with replace_file(reports / "metrics.json") as staging:

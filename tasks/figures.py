@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.config import Params
+
 GRID = 5  # a 5x5 grid of images
 
 
@@ -43,9 +45,11 @@ def plot_confusion(truth: np.ndarray, predicted: np.ndarray, classes: list[Any])
 
 
 def plot_image_grid(images: np.ndarray, captions: list[str], wrong: np.ndarray, title: str) -> Any:
-    """Up to 25 images in a 5x5 grid, each captioned; wrong predictions captioned in red."""
+    """Up to 25 images in rows of 5 (as many rows as needed), each captioned; wrong
+    predictions captioned in red."""
     plt = _pyplot()
-    figure, axes = plt.subplots(GRID, GRID, figsize=(8, 9))
+    rows = max(1, -(-min(len(images), GRID * GRID) // GRID))
+    figure, axes = plt.subplots(rows, GRID, figsize=(8, 1.7 * rows + 0.5), squeeze=False)
     for i, axis in enumerate(axes.flat):
         axis.axis("off")
         if i >= len(images):
@@ -90,20 +94,38 @@ def wrong_grid(
     )
 
 
-def plot_curves(history: pd.DataFrame) -> Any:
-    """Training vs validation curves, one panel per metric."""
+def kept_by(params: Params) -> str | None:
+    """The metric whose best epoch training keeps (None: it keeps the last epoch)."""
+    stopping = params.train.early_stopping
+    return stopping.monitor if stopping.restore_best_weights else None
+
+
+def best_epoch(history: pd.DataFrame, monitor: str | None) -> int | None:
+    """The epoch whose weights training kept: the best value of the monitored metric."""
+    if monitor is None or monitor not in history or history[monitor].isna().all():
+        return None
+    values = history[monitor]
+    best = values.idxmin() if "loss" in monitor or "error" in monitor else values.idxmax()
+    return int(history.loc[best, "epoch"])
+
+
+def plot_curves(history: pd.DataFrame, monitor: str | None = "val_loss") -> Any:
+    """Training vs validation curves, one panel per metric; the kept (best) epoch marked."""
     plt = _pyplot()
     names = [
         c
         for c in history.columns
         if not c.startswith("val_") and c not in ("epoch", "learning_rate")
     ]
+    kept = best_epoch(history, monitor)
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for axis, name in zip(axes[0], names, strict=False):
         axis.plot(history["epoch"], history[name], label="train")
         if f"val_{name}" in history:
             axis.plot(history["epoch"], history[f"val_{name}"], label="validation")
-        axis.set(title=name, xlabel="epoch")
+        if kept is not None:
+            axis.axvline(kept, color="grey", linestyle="--", label=f"kept: epoch {kept}")
+        axis.set(title=name, xlabel="epoch", ylabel=name.replace("_", " "))
         axis.legend()
     figure.tight_layout()
     return figure

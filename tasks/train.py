@@ -25,7 +25,7 @@ import pandas as pd
 from tasks.config import Params, load_params, with_overrides
 from tasks.datafiles import Split, load_split, read_data, read_json, replace_dir, write_json
 from tasks.devices import describe_devices, precision_policy
-from tasks.figures import plot_curves
+from tasks.figures import kept_by, plot_curves
 from tasks.fitting import train_model
 from tasks.lineage import lineage_tags
 from tasks.resume import prepare_backup, read_epoch_log, remove_backup
@@ -167,7 +167,7 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
             trained = _fit_sklearn(tuned, splits)
         else:
             trained = _fit_keras(tuned, splits, backup)
-        mlflow.log_figure(plot_curves(trained.curves), "plots/curves.png")
+        mlflow.log_figure(plot_curves(trained.curves, kept_by(tuned)), "plots/curves.png")
         summary = _save_model(params, trained, preprocessor, active.info.run_id)
         params.paths.reports.mkdir(parents=True, exist_ok=True)
         trained.curves.to_csv(params.paths.reports / "history.csv", index=False)

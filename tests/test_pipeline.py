@@ -99,10 +99,27 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "split")}  # type: ignore[attr-defined]
     assert logged == {"split/manifest.json"}, "register reads the champion's rows from it"
 
-    again = retrain()
+    state = retrain(return_state=True)
+    again = state.result()
     assert set(again["steps"].values()) == {"skipped"}
     assert again["decision"]["reason"] == "skip: no new rows since the champion's data"
     assert again["registry"]["version"] == 1
+    assert _task_states(state.state_details.flow_run_id) == {
+        "ingest": "Skipped",
+        "validate": "Skipped",
+        "clean": "Skipped",
+        "decide": "Completed",
+        "publish": "Completed",
+    }, "skipped steps show as Skipped in Prefect's UI"
+
+
+def _task_states(flow_run_id: object) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    only = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        return {run.name: run.state.name for run in client.read_task_runs(flow_run_filter=only)}
 
 
 def test_a_weaker_model_does_not_take_the_champion(project: Path, prefect_harness: None) -> None:
