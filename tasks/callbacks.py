@@ -152,3 +152,15 @@ def restore_random_states(network: Any, state: Path, epoch: int) -> None:
     with np.load(path) as saved:
         for index, variable in enumerate(random_state_variables(network)):
             variable.assign(saved[f"arr_{index}"])
+
+
+def epoch_logger() -> Any:
+    """MLflow's Keras callback (the epoch's metrics in one call), with one name per metric:
+    its `on_test_end` would log every validation score again as `validation_<name>`."""
+    import mlflow.keras
+
+    class EpochLogger(mlflow.keras.MlflowCallback):  # type: ignore[misc,name-defined]
+        def on_test_end(self, logs: Any = None) -> None:
+            pass
+
+    return EpochLogger()

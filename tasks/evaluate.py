@@ -136,6 +136,11 @@ def _log_run(
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tags(lineage_tags(params, "evaluate"))
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
+        # the same scores as one table (the run's Artifacts tab), beside one chart per metric
+        table = pd.DataFrame(
+            {"metric": list(scores), "value": [round(v, 4) for v in scores.values()]}
+        )
+        mlflow.log_table(table, "evaluation/test_metrics.json")
         if report:
             mlflow.log_dict(report, "evaluation/per_class.json")
         for name, figure in built.items():

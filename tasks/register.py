@@ -127,6 +127,14 @@ def version_tags(decision: Decision, gate: Any, lineage: dict[str, str]) -> dict
     return tags | lineage
 
 
+def versioned_name(client: Any, run_id: str, version: str) -> str:
+    """`train v3 · cnn lr=0.002 drop=0.25 · digits`: the run named for the version it became."""
+    name = client.get_run(run_id).info.run_name or "train"
+    return (
+        name.replace("train · ", f"train v{version} · ", 1) if name.startswith("train · ") else name
+    )
+
+
 def run(params: Params) -> dict[str, Any]:
     """Register the model as a new version; promote it to @champion when it earns it."""
     import mlflow
@@ -151,10 +159,17 @@ def run(params: Params) -> dict[str, Any]:
     version = mlflow.register_model(summary["model_uri"], name, tags=tags).version
     verdict = "Promoted to @champion" if decision.promote else "Not promoted"
     client.update_model_version(name, version, description=f"{verdict}: {decision.reason}.")
-    client.set_registered_model_alias(name, "challenger", version)
+    # one alias per version, so the UI's model list shows the champion at a glance:
+    # @champion for a version that won, @challenger for the latest one that did not
     if decision.promote:
         crown(client, name, version, [*champion_history(client, name), str(version)])
-    client.log_batch(summary["mlflow_run_id"], tags=[RunTag(k, v) for k, v in lineage.items()])
+    else:
+        client.set_registered_model_alias(name, "challenger", version)
+    run_tags = {
+        **lineage,
+        "mlflow.runName": versioned_name(client, summary["mlflow_run_id"], version),
+    }
+    client.log_batch(summary["mlflow_run_id"], tags=[RunTag(k, v) for k, v in run_tags.items()])
     previous = champion.version if champion else None
     record = {
         "model_name": name,

@@ -22,6 +22,7 @@ from tasks.datafiles import Split
 from tasks.metrics import minimize
 from tasks.runners import worker_threads
 from tasks.runtime import UserError
+from tasks.tracking import point_label
 from tasks.trials import Trial, TrialJob, TrialMap, TrialResult, run_sequentially, to_trial
 
 log = logging.getLogger(__name__)
@@ -77,15 +78,19 @@ class TrialLog:
     parent_id: str = ""
     run_ids: dict[str, str] = field(default_factory=dict)
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    total: int = 0  # grid points, for `trial 2/4` names
+    names: dict[str, str] = field(default_factory=dict)
 
     def start(self, point: dict[str, Any], extra: dict[str, Any]) -> None:
+        name = trial_name(point, len(self.names) + 1, self.total or len(self.names) + 1)
+        self.names[str(point)] = name
         if self.client is None:
             return
         from mlflow.entities import Param
 
         run = self.client.create_run(
             self.experiment_id,
-            run_name=trial_name(point),
+            run_name=name,
             tags={"mlflow.parentRunId": self.parent_id},
         )
         self.run_ids[str(point)] = run.info.run_id
@@ -119,19 +124,29 @@ class TrialLog:
             tags.append(RunTag("tune.tf_threads", str(result.tf_threads)))
         self.client.log_batch(self.run_ids[key], metrics=rows, tags=tags)
 
-    def finish(self, trial: Trial, pruned: bool) -> None:
+    def finish(self, trial: Trial, pruned: bool, metric: str = "score") -> None:
+        """One line for the trial as it ends; its nested run's tags and status."""
+        name = self.names.get(str(trial.point), trial_name(trial.point, 0, 0))
+        outcome = f"{metric} {trial.score:.4f}" if trial.status == "ok" else "failed"
+        log.info("tune: %s: %s after %d epochs%s", name, outcome, trial.epochs, ", pruned" * pruned)
         if self.client is None:
             return
-        run_id = self.run_ids[str(trial.point)]
+        from mlflow.entities import RunTag
+
         tags = {"tune.pruned": str(pruned).lower(), "tune.epochs_trained": str(trial.epochs)}
-        for name, value in {**tags, **({"error": trial.error} if trial.error else {})}.items():
-            self.client.set_tag(run_id, name, value)
+        tags |= {"error": trial.error} if trial.error else {}
+        run_id = self.run_ids[str(trial.point)]
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, "FINISHED" if trial.status == "ok" else "FAILED")
 
 
-def trial_name(point: dict[str, Any]) -> str:
-    """`trial learning_rate=0.003 dropout=0.1`: each axis by its last name, readable in the UI."""
-    return "trial " + " ".join(f"{key.rpartition('.')[2]}={value}" for key, value in point.items())
+def trial_name(point: dict[str, Any], number: int, total: int) -> str:
+    """`trial 2/4 · lr=0.003 drop=0.1`: readable, and told apart, in the MLflow UI."""
+    return (
+        f"trial {number}/{total} · {point_label(point)}"
+        if number
+        else f"trial {point_label(point)}"
+    )
 
 
 def halving_rungs(n_points: int, max_epochs: int, eta: int) -> list[tuple[int, int]]:
@@ -204,12 +219,13 @@ def search(
         keep = ranked if last else ranked[: rungs[index + 1][0]]
         for trial in (latest[str(p)] for p in alive):
             if last or trial not in keep:
-                trial_log.finish(trial, pruned=not last and trial.status == "ok")
+                trial_log.finish(trial, not last and trial.status == "ok", tune.metric)
         alive, done = [t.point for t in keep], epochs
         models = {str(p): models[str(p)] for p in alive}  # let the pruned models go
-        log.info(
-            "tune: rung %d/%d at %d epochs, %d go on", index + 1, len(rungs), epochs, len(alive)
-        )
+        if not last:  # with pruning on: how far the search has got
+            log.info(
+                "tune: rung %d/%d at %d epochs, %d go on", index + 1, len(rungs), epochs, len(alive)
+            )
     return [latest[str(p)] for p in points], trained
 
 

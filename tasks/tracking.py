@@ -31,11 +31,35 @@ def tracking_uri(mlruns: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or local_store(mlruns)
 
 
-def run_name(params: Params) -> str:
-    """A pipeline run's name in the UI: what trained, on what, when (`cnn digits 12-02 03:00`)."""
+SHORT_AXES = {"learning_rate": "lr", "dropout": "drop", "batch_size": "batch"}
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """`lr=0.003 drop=0.1`: each setting by its last name, shortened where common."""
+    names = [key.rpartition(".")[2] for key in point]
+    return " ".join(
+        f"{SHORT_AXES.get(n, n)}={v}" for n, v in zip(names, point.values(), strict=True)
+    )
+
+
+def _data_name(params: Params) -> str:
     source = params.ingest.name if params.ingest.source == "sklearn" else params.ingest.path
-    stem = Path(str(source)).name.split(".")[0]
-    return f"{params.model.type} {stem} {time.strftime('%m-%d %H:%M')}"
+    return Path(str(source)).name.split(".")[0]
+
+
+def run_name(params: Params) -> str:
+    """A pipeline run's name while it tunes: what, on what, when (`cnn digits 12-02 03:00`)."""
+    return f"{params.model.type} {_data_name(params)} {time.strftime('%m-%d %H:%M')}"
+
+
+def training_name(params: Params) -> str:
+    """The run's name once it trains (`train · cnn lr=0.002 drop=0.25 · digits`); register
+    adds the version (`train v3 · ...`)."""
+    settings = {"lr": params.train.learning_rate}
+    if params.model.type != "sklearn_mlp":
+        settings["drop"] = params.model.dropout
+    what = f"{params.model.type} {point_label(settings)}"
+    return f"train · {what} · {_data_name(params)}"
 
 
 def check_server(uri: str) -> None:
@@ -64,8 +88,16 @@ def start_tracking(params: Params) -> str:
         local = uri == local_store(params.paths.mlruns)  # a server decides its own artifacts
         artifacts = (params.paths.mlruns / "artifacts").resolve().as_uri() if local else None
         # classic model training, not GenAI: MLflow 3's UI opens it on runs and models
-        kind = {"mlflow.experimentKind": "custom_model_development"}
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=kind)
+        tags = {
+            "mlflow.experimentKind": "custom_model_development",
+            "mlflow.note.content": (
+                f"Retraining runs of this project ({name}): one run per training, named "
+                "`train vN · model settings · data` once registered, with its tuning trials nested "
+                "(`trial i/n · settings`); test scores as `test_*` metrics and the table "
+                "`evaluation/test_metrics.json`; data-quality reports under `data_quality/`."
+            ),
+        }
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=tags)
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

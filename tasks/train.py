@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.callbacks import epoch_logger
 from tasks.config import Params, load_params, with_overrides
 from tasks.datafiles import Split, load_split, read_data, read_json, replace_dir, write_json
 from tasks.devices import describe_devices, precision_policy
@@ -31,7 +32,7 @@ from tasks.lineage import lineage_tags
 from tasks.resume import prepare_backup, read_epoch_log, remove_backup
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.sklearn_mlp import check_sklearn, train_sklearn
-from tasks.tracking import log_curves, run_name, start_tracking
+from tasks.tracking import log_curves, run_name, start_tracking, training_name
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _fit_keras(params: Params, splits: tuple[Split, Split], backup: Path) -> Tra
     # the epoch log comes before the backup, so a kill between them repeats an epoch's
     # row (deduplicated on reading) rather than losing it
     callbacks = [
-        mlflow.keras.MlflowCallback(),
+        epoch_logger(),
         keras.callbacks.CSVLogger(str(epoch_log), append=True),
     ]
     network, history = train_model(params, *splits, callbacks, verbose, backup_dir=backup)
@@ -162,6 +163,7 @@ def run(params: Params, tags: dict[str, str] | None = None) -> dict[str, Any]:
         if backup is not None:
             backup.with_suffix(".run").write_text(active.info.run_id)
         mlflow.log_params(_flat_params(tuned))
+        mlflow.set_tag("mlflow.runName", training_name(tuned))
         mlflow.set_tag("retrain.trained", "true")
         if backup is None:
             trained = _fit_sklearn(tuned, splits)

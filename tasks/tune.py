@@ -38,6 +38,7 @@ def tune_trials(
 ) -> tuple[list[Trial], int]:
     """The trials of the grid, by the configured model type, runner and pruning."""
     points = grid_points(params.tune)
+    trial_log.total = len(points)
     for point in points:
         trial_log.start(point, {"tune.epochs": params.tune.epochs})
     if params.model.type == "sklearn_mlp":
@@ -45,7 +46,7 @@ def tune_trials(
         for trial in trials:
             curves = {params.tune.metric: [trial.score]} if trial.status == "ok" else {}
             trial_log.record(TrialResult(trial.point, curves, trial.error), params.tune.metric)
-            trial_log.finish(trial, pruned=False)
+            trial_log.finish(trial, False, params.tune.metric)
         return trials, sum(t.epochs for t in trials)
     if params.tune.runner in ("sequential", "threads") or runner is not None:
         import_tensorflow()  # trials train in this process (worker processes import their own)

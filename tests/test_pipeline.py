@@ -66,6 +66,16 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
     assert len(trials) == 2, "one nested run per grid point"
+    # told apart in the UI: what each run is, one name per metric, a described experiment
+    assert run.info.run_name.startswith("train v1 · cnn lr=0.00")
+    assert sorted(t.info.run_name.split(" · ")[0] for t in trials) == ["trial 1/2", "trial 2/2"]
+    assert "validation_accuracy" not in run.data.metrics and "val_accuracy" in run.data.metrics
+    experiment = client.get_experiment(run.info.experiment_id)  # type: ignore[attr-defined]
+    assert "one run per training" in experiment.tags["mlflow.note.content"]
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}  # type: ignore[attr-defined]
+    assert "evaluation/test_metrics.json" in evaluation
+    model = client.get_registered_model("digits-test")  # type: ignore[attr-defined]
+    assert list(model.aliases) == ["champion"], "the champion alone on the version that won"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}  # type: ignore[attr-defined]
     assert {"plots/confusion.png", "plots/samples.png", "plots/wrong.png"} <= artifacts
     assert client.list_artifacts(run.info.run_id, "keras")[0].path == "keras/model.keras"  # type: ignore[attr-defined]
