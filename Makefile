@@ -21,11 +21,13 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 # make serve's port: not PORT, so that the UI and the served model can be up at once
 SERVE_PORT ?= 5001
+# make prefect-ui's port (the Prefect UI over .prefect/, where every run's record stays)
+PREFECT_PORT ?= 4200
 
 # make tracking-server's database and artifact store
 TRACKING_DIR ?= $(CURDIR)/mlruns/server
 
-.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy
+.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy prefect-ui
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --user --quiet uv
@@ -51,6 +53,10 @@ repro: install  ## the same steps through DVC, stage by stage, no Prefect server
 ui: install  ## the MLflow UI over the project's store
 	@python -m flows.server --check-port $(PORT) --host $(HOST)
 	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
+
+prefect-ui: install  ## Prefect's UI over the project's past flow runs (.prefect/), on PREFECT_PORT
+	@python -m flows.server --check-port $(PREFECT_PORT) --host $(HOST)
+	prefect server start --host $(HOST) --port $(PREFECT_PORT)
 
 tracking-server: install  ## an MLflow tracking server: SQLite in TRACKING_DIR, artifacts proxied
 	@python -m flows.server --check-port $(PORT) --host $(HOST)

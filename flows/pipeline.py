@@ -154,9 +154,9 @@ def _retrain(force: bool) -> dict[str, Any] | State:
     decided: Decision = decision.result()  # type: ignore[assignment]
     if not decided.retrain:
         skipped = outcome | dict.fromkeys(MODEL_STEPS, "skipped")
-        return summarize(params, skipped, decided.retrain, decided.reason)
+        return summarize(params, skipped, decided.retrain, decided.reason, str(flow_run.id or ""))
     failed = _run_steps(MODEL_STEPS, params, outcome, decided.tags())
     if failed is not None:
         return failed
     stamp_records(params)  # every step ran or had its record checked: a later no-op can trust it
-    return summarize(params, outcome, decided.retrain, decided.reason)
+    return summarize(params, outcome, decided.retrain, decided.reason, str(flow_run.id or ""))

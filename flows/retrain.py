@@ -28,15 +28,18 @@ UNCHANGED = (
 )
 
 
-def nothing_to_do(params: Params) -> bool:
-    """One DVC status for the whole pipeline, then the MLflow record of what it holds."""
+def what_changed(params: Params) -> str | None:
+    """What makes this run do something (stale stages, a record the MLflow store lacks), or
+    None: one DVC status for the whole pipeline, then the store's record of what it holds."""
     from tasks.tracking import check_server, records_current, tracking_uri
 
     with dvc_repo() as repo:
-        if repo.status():
-            return False
+        stale = list(repo.status())
+    if stale:
+        shown = ", ".join(name.split(":")[-1] for name in stale[:4])
+        return f"{len(stale)} stage(s) to bring up to date ({shown}{', ...' * (len(stale) > 4)})"
     check_server(tracking_uri(params.paths.mlruns))
-    return records_current(params)
+    return None if records_current(params) else "the MLflow store lacks a record"
 
 
 def preload_libraries() -> None:
@@ -69,10 +72,12 @@ def main() -> None:
     args = parser.parse_args()
     with project_lock():
         params = load_params()  # a bad params.yaml is the first thing said
-        if not args.force and nothing_to_do(params):
+        changed = "forced (--force)" if args.force else what_changed(params)
+        if changed is None:
             log.info("nothing to do: no Prefect run started")
             summary = summarize(params, dict.fromkeys(STEPS, "skipped"), False, UNCHANGED)
         else:
+            log.info("retrain: %s; starting the flow", changed)
             summary = run_flow(args.force)
     print(format_summary(summary))
 

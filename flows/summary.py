@@ -18,12 +18,16 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+PREFECT_UI = "http://127.0.0.1:4200"  # `make prefect-ui`: past flow runs, after the command
+
+
 def summarize(
-    params: Params, outcome: dict[str, str], retrain: bool, reason: str
+    params: Params, outcome: dict[str, str], retrain: bool, reason: str, flow_run_id: str = ""
 ) -> dict[str, Any]:
     """The run's steps, decision, test metrics, MLflow run, registry record and store."""
     reports = params.paths.reports
     return {
+        "prefect_flow_run_id": flow_run_id,
         "steps": outcome,
         "decision": {"retrain": retrain, "reason": reason},
         "metrics": _json(reports / "metrics.json"),
@@ -64,5 +68,12 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"registered: {registry['model_name']} v{registry['version']}, {champion} "
             f"({registry['reason']})",
             "look at it: make ui  (MLflow UI on http://127.0.0.1:5000); dvc metrics show",
+            *_prefect_line(summary.get("prefect_flow_run_id", "")),
         ]
     )
+
+
+def _prefect_line(flow_run_id: str) -> list[str]:
+    if not flow_run_id:
+        return []
+    return [f"Prefect run: make prefect-ui, then {PREFECT_UI}/runs/flow-run/{flow_run_id}"]

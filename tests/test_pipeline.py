@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,16 +67,7 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
     assert len(trials) == 2, "one nested run per grid point"
-    # told apart in the UI: what each run is, one name per metric, a described experiment
-    assert run.info.run_name.startswith("train v1 · cnn lr=0.00")
-    assert sorted(t.info.run_name.split(" · ")[0] for t in trials) == ["trial 1/2", "trial 2/2"]
-    assert "validation_accuracy" not in run.data.metrics and "val_accuracy" in run.data.metrics
-    experiment = client.get_experiment(run.info.experiment_id)  # type: ignore[attr-defined]
-    assert "one run per training" in experiment.tags["mlflow.note.content"]
-    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}  # type: ignore[attr-defined]
-    assert "evaluation/test_metrics.json" in evaluation
-    model = client.get_registered_model("digits-test")  # type: ignore[attr-defined]
-    assert list(model.aliases) == ["champion"], "the champion alone on the version that won"
+    _told_apart_in_the_ui(client, run, trials)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}  # type: ignore[attr-defined]
     assert {"plots/confusion.png", "plots/samples.png", "plots/wrong.png"} <= artifacts
     assert client.list_artifacts(run.info.run_id, "keras")[0].path == "keras/model.keras"  # type: ignore[attr-defined]
@@ -121,6 +113,19 @@ def test_flow_trains_registers_and_agrees_with_dvc(project: Path, prefect_harnes
         "decide": "Completed",
         "publish": "Completed",
     }, "skipped steps show as Skipped in Prefect's UI"
+
+
+def _told_apart_in_the_ui(client: Any, run: Any, trials: list[Any]) -> None:
+    """What each run is, one name per metric, a described experiment, the champion shown."""
+    assert run.info.run_name.startswith("train v1 · cnn lr=0.00")
+    assert sorted(t.info.run_name.split(" · ")[0] for t in trials) == ["trial 1/2", "trial 2/2"]
+    assert "validation_accuracy" not in run.data.metrics and "val_accuracy" in run.data.metrics
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert "one run per training" in experiment.tags["mlflow.note.content"]
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/test_metrics.json" in evaluation
+    model = client.get_registered_model("digits-test")
+    assert list(model.aliases) == ["champion"], "the champion alone on the version that won"
 
 
 def _task_states(flow_run_id: object) -> dict[str, str]:

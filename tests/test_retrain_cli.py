@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from flows.server import healthy
-from tests.conftest import FAST_PARAMS, make_project, run_cli, update_params
+from flows.server import free_port, healthy
+from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli, started, update_params
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +37,18 @@ def test_the_command_runs_the_flow_on_its_own_server_and_stops_it(tmp_path: Path
     assert "Error logging to API" not in result.stderr and "Traceback" not in result.stderr
     assert not healthy(f"{_server_url(result.stderr)}/api"), "the server outlived the command"
     assert run_cli(["dvc", "status"], project).stdout.strip().endswith("up to date.")
+
+    # the run stays visible after the command: `make prefect-ui` serves its record
+    flow_run_id = re.search(
+        r"Prefect run: make prefect-ui, then \S+/runs/flow-run/(\S+)", result.stdout
+    )
+    assert flow_run_id, result.stdout
+    port = free_port()
+    ui = ["make", "--no-print-directory", "-C", str(ROOT), "prefect-ui", f"PREFECT_PORT={port}"]
+    with started(ui, f"http://127.0.0.1:{port}/api/health"):
+        url = f"http://127.0.0.1:{port}/api/flow_runs/{flow_run_id.group(1)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert json.load(response)["state"]["type"] == "COMPLETED"
 
     again = run_cli(["python", "-m", "flows.retrain"], project)  # nothing changed
     assert "decision: skip: nothing changed since the last run" in again.stdout
