@@ -27,7 +27,7 @@ PREFECT_PORT ?= 4200
 # make tracking-server's database and artifact store
 TRACKING_DIR ?= $(CURDIR)/mlruns/server
 
-.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy prefect-ui
+.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy prefect-ui plots
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --user --quiet uv
@@ -53,6 +53,9 @@ repro: install  ## the same steps through DVC, stage by stage, no Prefect server
 ui: install  ## the MLflow UI over the project's store
 	@python -m flows.server --check-port $(PORT) --host $(HOST)
 	mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(STORE)} --host $(HOST) --port $(PORT) --workers 1
+
+plots: install  ## DVC's plots as one offline page: dvc_plots/index.html (no CDN)
+	python -m flows.plots
 
 prefect-ui: install  ## Prefect's UI over the project's past flow runs (.prefect/), on PREFECT_PORT
 	@python -m flows.server --check-port $(PREFECT_PORT) --host $(HOST)

@@ -55,6 +55,12 @@ def test_the_command_runs_the_flow_on_its_own_server_and_stops_it(tmp_path: Path
     assert "steps run: none" in again.stdout and "registered: digits-test v1" in again.stdout
     assert "no Prefect run started" in again.stderr and not SERVER_LINE.search(again.stderr)
 
+    # DVC's plots as one page that needs no network (`make plots`)
+    run_cli(["python", "-m", "flows.plots"], project)
+    page = (project / "dvc_plots/index.html").read_text()
+    assert page.count("<svg") == 3 and page.count('src="data:image/png;base64,') == 4
+    assert "<script" not in page and "cdn" not in page
+
     (project / "mlruns/mlflow.db").unlink()  # a store that lost its records: the flow reruns
     rerun = run_cli(["python", "-m", "flows.retrain"], project)
     assert "steps run: tune, train, evaluate, register" in rerun.stdout, rerun.stdout
