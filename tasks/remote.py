@@ -43,7 +43,10 @@ def _remote_config(repo: Any, name: str) -> dict[str, Any]:
     try:
         repo.cloud.get_remote(name)  # DVC's plugin for the URL's scheme is installed
     except ImportError as error:
-        raise UserError(f"the DVC remote {name!r} ({remotes[name]['url']}): {error}") from None
+        raise UserError(
+            f"the DVC remote {name!r} ({remotes[name]['url']}): {error} (S3's: uv sync --frozen "
+            "--extra dask --extra s3)"
+        ) from None
     return remotes[name]
 
 

@@ -106,8 +106,8 @@ def test_a_fresh_clone_pulls_every_output_and_has_nothing_to_run(
         if cached or not md5.endswith(".dir"):
             _assert_matches_the_lock(clone, path, md5)
     assert run_cli(["dvc", "status"], clone).stdout.strip() == "Data and pipelines are up to date."
-    dry = run_cli(["dvc", "repro", "--dry"], clone).stdout
-    assert "Running stage" not in dry and "didn't change, skipping" in dry, dry
+    repro = run_cli(["dvc", "repro"], clone).stdout
+    assert "Running stage" not in repro and "didn't change, skipping" in repro, repro
 
 
 @pytest.mark.slow
