@@ -111,11 +111,14 @@ def test_a_fresh_clone_pulls_every_output_and_has_nothing_to_run(
 
 
 @pytest.mark.slow
-def test_make_repro_pushes_too(pushed: tuple[Path, Path, str]) -> None:
+@pytest.mark.parametrize("door", ["flows.retrain", "flows.repro"])
+def test_a_run_with_nothing_to_do_pushes_too(pushed: tuple[Path, Path, str], door: str) -> None:
+    """`make run` with nothing to do, and `make repro`: the remote gets what it lacks."""
     project, store, log = pushed
     shutil.rmtree(store)
     store.mkdir()
-    result = run_cli(["python", "-m", "flows.repro"], project)
+    result = run_cli(["python", "-m", door], project)
+    assert "Running stage" not in result.stdout and "Flow run" not in result.stderr
     assert PUSHED.findall(result.stderr) == PUSHED.findall(log), result.stderr[-3000:]
 
 

@@ -5,13 +5,11 @@ cluster that cannot run trials is named in one line before anything runs."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,8 @@ import pytest
 from flows.server import free_port
 from tasks.config import parse_params
 from tasks.runners import check_cluster
-from tasks.runtime import UserError, reachable
-from tests.conftest import FAST_PARAMS, make_project, run_cli
+from tasks.runtime import UserError
+from tests.conftest import FAST_PARAMS, make_project, run_cli, started
 
 pytestmark = pytest.mark.slow
 
@@ -37,82 +35,46 @@ WITHOUT_PROJECT = [
     "command = {'scheduler': dask_scheduler, 'worker': dask_worker}[sys.argv[1]]; "
     "sys.argv = sys.argv[1:]; command.main()",
 ]
-
-
-def _start(command: list[str], cwd: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
-    with open(cwd / f"{name}.log", "ab") as log:
-        return subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """The process and everything it started (a worker's nanny starts the worker processes)."""
-    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait_s)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _wait(ready: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not start within {timeout_s} s")
-        time.sleep(0.2)
+# trials run outside a flow here: Prefect's task logs have no flow run to go to
+WORKER_ENV = {"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
 
 
 class Cluster:
-    """Dask processes on 127.0.0.1, started from a folder outside the repository."""
+    """Dask processes on 127.0.0.1, started from a folder outside the repository, each
+    stopped with the test (`started`: whatever happens)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, free_port()
+    def __init__(self, stack: ExitStack, folder: Path) -> None:
+        self.stack, self.folder, self.port = stack, folder, free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
-        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _start(self, command: list[str]) -> None:
+        """Start command with its HTTP server (the dashboard's, /health) on a free port."""
+        http = free_port()
+        command = [*command, "--dashboard-address", f"127.0.0.1:{http}"]
+        health = f"http://127.0.0.1:{http}/health"
+        self.stack.enter_context(started(command, health, cwd=self.folder, env=WORKER_ENV))
 
     def scheduler(self, python: list[str] | None = None) -> None:
-        where = ["--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"]
-        command = [*(python or [DASK]), "scheduler", *where]
-        self.processes.append(_start(command, self.folder, "scheduler"))
-        _wait(lambda: reachable("127.0.0.1", self.port, 1), f"dask scheduler {self.address}")
+        self._start(
+            [*(python or [DASK]), "scheduler", "--host", "127.0.0.1", "--port", str(self.port)]
+        )
 
     def workers(self, count: int, python: list[str] | None = None) -> list[str]:
         """Start count worker processes; return every worker's address once all have joined."""
         nanny = ["--nworkers", str(count)] if python is None else ["--no-nanny"]
-        command = [*(python or [DASK]), "worker", self.address, *nanny, "--nthreads", "1"]
-        self.processes.append(_start([*command, "--no-dashboard"], self.folder, "worker"))
+        self._start([*(python or [DASK]), "worker", self.address, *nanny, "--nthreads", "1"])
         from distributed import Client
 
         with Client(self.address, timeout=30, set_as_default=False) as client:
             client.wait_for_workers(count, timeout=60)
             return sorted(client.scheduler_info()["workers"])
 
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            _stop(process)
-
 
 @pytest.fixture
 def new_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Cluster]]:
-    """Clusters to start in a test; every process is stopped afterwards, whatever happened."""
-    started: list[Cluster] = []
-
-    def start() -> Cluster:
-        started.append(Cluster(tmp_path_factory.mktemp("dask")))
-        return started[-1]
-
-    try:
-        yield start
-    finally:
-        for cluster in started:
-            cluster.stop()
+    """Clusters to start in a test; every process they started is stopped afterwards."""
+    with ExitStack() as stack:
+        yield lambda: Cluster(stack, tmp_path_factory.mktemp("dask"))
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +155,9 @@ def test_a_dead_scheduler_stops_a_run_before_any_step(tmp_path: Path) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     tune = {**FAST_PARAMS["tune"], "runner": "dask", "dask_address": address}
     project = make_project(tmp_path / "project", {**FAST_PARAMS, "tune": tune})
-    started = time.monotonic()
+    began = time.monotonic()
     result = run_cli(["python", "-m", "flows.repro"], project, check=False)
-    assert time.monotonic() - started < 30 and result.returncode == 1
+    assert time.monotonic() - began < 30 and result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
         f"error: the Dask scheduler {address} does not answer: start it (dask scheduler --host "
