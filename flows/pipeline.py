@@ -25,6 +25,8 @@ from flows.publish import notify_failure, publish
 from flows.stages import DATA_STEPS, MODEL_STEPS, STEPS, record_stage, stage_is_current
 from flows.summary import summarize
 from tasks.config import Params, load_params
+from tasks.remote import check_remote, push_outputs
+from tasks.runners import check_cluster
 from tasks.runtime import STEP_RETRY_DELAYS_S, UserError, is_transient, project_lock
 from tasks.tracking import check_server, missing_record, stamp_records, tracking_uri
 
@@ -129,6 +131,8 @@ def retrain(force: bool = False) -> dict[str, Any] | State:
     try:
         with project_lock():
             result = _retrain(force)
+            if not isinstance(result, State):  # a successful run: its outputs to dvc.remote
+                push_outputs(load_params())
     except UserError as error:
         return Failed(message=str(error))
     if not isinstance(result, State):
@@ -142,6 +146,8 @@ def _retrain(force: bool) -> dict[str, Any] | State:
     try:
         params = load_params()
         check_server(tracking_uri(params.paths.mlruns))  # before any step changes anything
+        check_cluster(params.tune)
+        check_remote(params)
     except UserError as error:
         return Failed(message=str(error))
     outcome: dict[str, str] = {}

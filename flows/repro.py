@@ -17,6 +17,8 @@ import subprocess
 
 from flows.stages import STEPS
 from tasks.config import load_params
+from tasks.remote import check_remote, push_outputs
+from tasks.runners import check_cluster
 from tasks.runtime import UserError, project_lock, run_entry
 from tasks.tracking import missing_record
 
@@ -47,7 +49,11 @@ def repro() -> list[str]:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     with project_lock():
+        params = load_params()
+        check_cluster(params.tune)  # before `dvc repro` changes anything
+        check_remote(params)
         rerun = repro()
+        push_outputs(params)
     log.info("repro: the MLflow store holds every record%s", f" (reran {rerun})" * bool(rerun))
 
 

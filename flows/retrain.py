@@ -19,6 +19,7 @@ from typing import Any
 from flows.stages import STEPS, dvc_repo
 from flows.summary import format_summary, summarize
 from tasks.config import Params, load_params
+from tasks.remote import push_outputs
 from tasks.runtime import UserError, project_lock, run_entry
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def main() -> None:
         if changed is None:
             log.info("nothing to do: no Prefect run started")
             summary = summarize(params, dict.fromkeys(STEPS, "skipped"), False, UNCHANGED)
+            push_outputs(params)  # dvc.remote set since the last run, or it missed that push
         else:
             log.info("retrain: %s; starting the flow", changed)
             summary = run_flow(args.force)

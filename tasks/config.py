@@ -296,6 +296,13 @@ class NotifyParams(Section):
     webhook: str | None = Field(default=None, pattern=r"^https?://")
 
 
+class DvcParams(Section):
+    """Where a successful run pushes the DVC-tracked outputs (data, models)."""
+
+    # a remote named in .dvc/config (`dvc remote add -d NAME URL`); None: no push
+    remote: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class Params(Section):
     paths: Paths = Paths()
     dataset: DatasetParams = DatasetParams()
@@ -314,6 +321,7 @@ class Params(Section):
     drift: DriftParams = DriftParams()
     schedule: ScheduleParams = ScheduleParams()
     notify: NotifyParams = NotifyParams()
+    dvc: DvcParams = DvcParams()
 
     @model_validator(mode="before")
     @classmethod

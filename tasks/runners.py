@@ -21,7 +21,7 @@ import numpy as np
 
 from tasks.config import TuneParams
 from tasks.datafiles import Split
-from tasks.runtime import UserError, reachable
+from tasks.runtime import SERVICE_TIMEOUT_S, UserError, reachable
 from tasks.trials import (
     SPLIT_NAMES,
     TrialJob,
@@ -32,6 +32,8 @@ from tasks.trials import (
     train_trial,
     train_trial_remotely,
 )
+
+TRIAL_MODULE = train_trial_remotely.__module__  # what the scheduler and workers unpickle
 
 
 @contextmanager
@@ -69,22 +71,70 @@ def _task_runner(tune: TuneParams, folder: str | None) -> Any:
     from prefect_dask import DaskTaskRunner
 
     if tune.dask_address:
-        check_scheduler(tune.dask_address)
+        check_cluster(tune)
         return DaskTaskRunner(address=tune.dask_address)
     local = {"n_workers": tune.workers, "threads_per_worker": 1, "processes": True}
     return DaskTaskRunner(cluster_kwargs={**local, "dashboard_address": None})
 
 
-def check_scheduler(address: str) -> None:
-    """A Dask scheduler that does not accept connections is named in one line."""
+def _scheduler_host(address: str) -> tuple[str | None, int]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    if not parts.hostname or not reachable(parts.hostname, parts.port or 8786):
+    return parts.hostname, parts.port or 8786
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler that does not accept connections is named in one line."""
+    host, port = _scheduler_host(address)
+    if not host or not reachable(host, port):
         raise UserError(
-            f"the Dask scheduler {address} does not answer: start it (dask scheduler), or set "
-            "tune.dask_address: null for a local cluster"
+            f"the Dask scheduler {address} does not answer: start it (dask scheduler --host "
+            f"{host} --port {port}), or set tune.dask_address: null for a local cluster"
         )
+
+
+def check_cluster(tune: TuneParams) -> None:
+    """The Dask cluster `tune.dask_address` names can run trials, or one line says what is
+    missing: a scheduler that answers, this project importable there (the scheduler unpickles
+    the trials too) and on every worker, and at least one worker. Nothing to check otherwise.
+    """
+    if tune.runner != "dask" or not tune.dask_address:
+        return
+    address = tune.dask_address
+    check_scheduler(address)
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=SERVICE_TIMEOUT_S, set_as_default=False) as client:
+            _check_workers(client, address, tune.workers)
+    except OSError as error:  # it accepts connections, but does not speak Dask's protocol
+        raise UserError(f"the Dask scheduler {address} does not answer: {error}") from None
+
+
+def _check_workers(client: Any, address: str, workers: int) -> None:
+    from importlib.util import find_spec
+
+    start = f".venv/bin/dask worker {address} --nworkers {workers} --nthreads 1"
+    try:
+        lacking = [] if client.run_on_scheduler(find_spec, TRIAL_MODULE) else ["its scheduler"]
+    except ImportError:
+        lacking = ["its scheduler"]
+    specs = client.run(find_spec, TRIAL_MODULE, on_error="return")
+    lacking += [f"worker {worker}" for worker, spec in sorted(specs.items()) if not _found(spec)]
+    if lacking:
+        raise UserError(
+            f"the Dask cluster {address} cannot import this project ({', '.join(lacking)}): "
+            "install it there (uv sync) and start the scheduler and workers from that "
+            f"environment ({start})"
+        )
+    if not specs:
+        raise UserError(f"the Dask scheduler {address} has no workers: start some ({start})")
+
+
+def _found(spec: Any) -> bool:
+    """find_spec's answer names a module (not None, nor the error of a missing package)."""
+    return spec is not None and not isinstance(spec, BaseException)
 
 
 def _cores() -> int:
@@ -99,6 +149,15 @@ def worker_threads(tune: TuneParams) -> int | None:
     return max(1, _cores() // tune.workers)
 
 
+def _on_this_host(tune: TuneParams) -> bool:
+    """Whether the trials' workers run on this machine (a local cluster, or a scheduler that
+    listens on the loopback only), so that they reach this process's 127.0.0.1."""
+    if not tune.dask_address:
+        return True
+    host, _ = _scheduler_host(tune.dask_address)
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 @contextmanager
 def _shared_prefect_api() -> Iterator[None]:
     """Point the runner's workers at this process's Prefect API.
@@ -106,7 +165,7 @@ def _shared_prefect_api() -> Iterator[None]:
     Without PREFECT_API_URL, every worker process would start a temporary Prefect server of
     its own before its first trial (about 6 s each, plus a server process per worker taking
     CPU from the trials); the URL travels to the workers in the runner's settings context.
-    Not for an existing Dask cluster, whose workers may not reach this machine's 127.0.0.1.
+    Not for a Dask cluster on other machines, whose workers may not reach this 127.0.0.1.
     """
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -138,7 +197,7 @@ def open_runner(tune: TuneParams, splits: tuple[Split, Split] | None = None) -> 
     trial_task = task(name="tune-trial", cache_policy=NO_CACHE)(trial)
     held = splits if tune.runner == "processes" else None
     with (
-        _shared_prefect_api() if not tune.dask_address else nullcontext(),
+        _shared_prefect_api() if _on_this_host(tune) else nullcontext(),
         _splits_on_disk(held) as folder,
         _task_runner(tune, folder) as runner,
     ):

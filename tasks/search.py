@@ -122,6 +122,8 @@ class TrialLog:
             rows.append(Metric("score", trial.score, 0, trial.epochs))
         if result.tf_threads is not None:
             tags.append(RunTag("tune.tf_threads", str(result.tf_threads)))
+        if result.worker is not None:  # the last rung's, under halving
+            tags.append(RunTag("tune.worker", result.worker))
         self.client.log_batch(self.run_ids[key], metrics=rows, tags=tags)
 
     def finish(self, trial: Trial, pruned: bool, metric: str = "score") -> None:

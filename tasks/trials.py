@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -63,6 +64,7 @@ class TrialResult:
     tf_threads: int | None = None  # TF's intra-op threads where it trained (0: TF's default)
     carry: Carry | None = None  # with keep_model: its callbacks' state, for the next rung
     stopped: bool = False  # early stopping ended it: it trains no further
+    worker: str | None = None  # the Dask worker that trained it (its address)
 
 
 def score_history(history: dict[str, list[float]], metric: str) -> float:
@@ -185,9 +187,20 @@ def train_trial(job: TrialJob) -> TrialResult:
         return TrialResult(job.point, {}, f"{type(error).__name__}: {error}")
 
 
+def dask_worker() -> str | None:
+    """The address of the Dask worker this runs on (None outside one)."""
+    distributed = sys.modules.get("distributed")  # never imported outside a Dask worker
+    if distributed is None:
+        return None
+    try:
+        return str(distributed.get_worker().address)
+    except ValueError:  # distributed imported, but this is no worker's task
+        return None
+
+
 def train_trial_remotely(job: TrialJob) -> TrialResult:
     """train_trial in a worker process: the model it keeps travels back as .keras bytes."""
-    result = train_trial(job)
+    result = replace(train_trial(job), worker=dask_worker())
     if result.model is None:
         return result
     try:

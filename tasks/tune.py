@@ -23,7 +23,7 @@ import pandas as pd
 from tasks.config import Params, TuneParams, load_params
 from tasks.datafiles import Split, load_split, write_json
 from tasks.lineage import lineage_tags
-from tasks.runners import open_runner
+from tasks.runners import check_cluster, open_runner
 from tasks.runtime import import_tensorflow, run_entry
 from tasks.search import TrialLog, best_trial, grid_points, pick_best, search
 from tasks.sklearn_mlp import search_sklearn
@@ -67,6 +67,7 @@ def run(
 
     from tasks.tracking import start_tracking, tracking_uri
 
+    check_cluster(params.tune)  # before any MLflow run exists
     splits = (
         load_split(params.paths.processed, "train"),
         load_split(params.paths.processed, "val"),

@@ -28,6 +28,7 @@ def test_committed_params_load() -> None:
         ({"tune": {"grid": {"train.nope": [1]}}}, "tune.grid axis 'train.nope'"),
         ({"ingest": {"source": "csv"}}, "ingest.path is required"),
         ({"standardize": {"scaler": "robust"}}, "standardize.scaler"),
+        ({"dvc": {"remote": "s3://bucket"}}, "dvc.remote"),  # a remote's name, not its URL
     ],
 )
 def test_bad_params_name_the_key_in_one_line(raw: dict[str, object], message: str) -> None:
