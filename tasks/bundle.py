@@ -8,14 +8,13 @@ probability column per class. The signature records only the outputs: MLflow's o
 check would refuse all but the one dtype and shape it saw, so the bundle checks its input
 itself and the model's metadata (`inputs`) says what it takes.
 
-The network is a Keras model (`model.keras`) or a fitted scikit-learn estimator (`model.pkl`,
+The network is a Keras model (`model.keras`) or a fitted scikit-learn estimator (`model.skops`,
 the `sklearn_mlp` baseline); everything here serves both the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -30,10 +29,11 @@ from tasks.datafiles import Arrays, Data, flat_rows, pin_archive
 from tasks.inputs import canonical_rows
 from tasks.preprocessing import Preprocessor, load_preprocessor
 from tasks.runtime import UserError, import_tensorflow
+from tasks.skops_files import load_skops, save_skops
 
 REQUIREMENTS = ("tensorflow", "keras", "scikit-learn", "pandas", "numpy", "pyarrow", "mlflow")
 KERAS_ONLY = ("tensorflow", "keras")
-NETWORK_FILES = ("model.keras", "model.pkl")  # a Keras model; a pickled scikit-learn estimator
+NETWORK_FILES = ("model.keras", "model.skops")  # a Keras model; a scikit-learn estimator
 CHUNK_VALUES = 2**18  # input values per Keras call: 4,096 digits, 334 MNIST images
 MAX_CHUNK_ROWS = 8192
 
@@ -71,8 +71,8 @@ def predict_rows(network: Any, preprocessor: Preprocessor, raw: Any) -> pd.DataF
 def save_network(network: Any, folder: Path) -> Path:
     """Write the network into folder in its own format; return the file."""
     if isinstance(network, BaseEstimator):
-        path = folder / "model.pkl"
-        path.write_bytes(pickle.dumps(network))
+        path = folder / "model.skops"
+        save_skops(network, path)
     else:
         path = folder / "model.keras"
         network.save(path)
@@ -90,9 +90,8 @@ def network_file(folder: Path) -> Path:
 
 def load_network(path: Path) -> Any:
     """A network saved by save_network."""
-    if path.suffix == ".pkl":
-        with path.open("rb") as handle:
-            return pickle.load(handle)
+    if path.suffix == ".skops":
+        return load_skops(path)
     import_tensorflow()
     import keras
 

@@ -40,7 +40,7 @@ def test_a_sklearn_network_serves_images_and_survives_saving(tmp_path: Path) -> 
     assert set(served["prediction"]) <= {5, 6, 7}, "labels decoded, not class codes"
 
     path = save_network(estimator, tmp_path)
-    assert path.name == "model.pkl" and network_file(tmp_path) == path
+    assert path.name == "model.skops" and network_file(tmp_path) == path
     pd.testing.assert_frame_equal(predict_rows(load_network(path), preprocessor, images.x), served)
 
 
