@@ -10,11 +10,16 @@ itself and the model's metadata (`inputs`) says what it takes.
 
 The network is a Keras model (`model.keras`) or a fitted scikit-learn estimator (`model.skops`,
 the `sklearn_mlp` baseline); everything here serves both the same way.
+
+Loading the model unpickles nothing: the pyfunc wrapper is logged as code (MLflow's models from
+code: MODEL_CODE, beside this package's source in the model's `code/tasks/`), the network is
+loaded by Keras in safe mode (no Python code inside a `.keras` file runs) or by skops, and the
+preprocessor by skops, each allowing only `tasks.skops_files.TRUSTED_TYPES` beyond skops' own.
 """
 
 from __future__ import annotations
 
-import logging
+import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -95,12 +100,25 @@ def load_network(path: Path) -> Any:
     import_tensorflow()
     import keras
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, safe_mode=True)  # a Lambda layer is refused, not run
 
 
 def raw_features(data: Data, label: str) -> Any:
     """The raw input rows, in the schema serving takes (features only, no label)."""
     return data.x if isinstance(data, Arrays) else data.drop(columns=label)
+
+
+# The logged model's entry point, kept as text in the model: loading the model runs it, and
+# its imports come from the model's own `code/tasks/` (log_bundle's code_paths)
+MODEL_CODE_FILE = "bundle_model.py"
+MODEL_CODE = '''"""The served model: tasks.bundle.Bundle, from code/tasks/ beside this file."""
+
+import mlflow.models
+
+from tasks.bundle import Bundle
+
+mlflow.models.set_model(Bundle())
+'''
 
 
 class Bundle(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
@@ -138,14 +156,15 @@ def log_bundle(
     """Log the bundle to the active MLflow run; return its ModelInfo."""
     from mlflow.models import ModelSignature, infer_signature
 
-    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the cloudpickle caution
     # MLflow's hints (integer columns, predict() type hints) do not apply to this model
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as folder:
         warnings.simplefilter("ignore", UserWarning)
         outputs = infer_signature(example, predict_rows(network, preprocessor, example)).outputs
+        model_code = Path(folder) / MODEL_CODE_FILE
+        model_code.write_text(MODEL_CODE)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=Bundle(),
+            python_model=str(model_code),  # source, run on loading; not a pickled object
             artifacts={"network": str(network_path), "preprocessor": str(preprocessor_path)},
             code_paths=[str(Path(__file__).parent)],
             signature=ModelSignature(inputs=None, outputs=outputs),  # no input enforcement
