@@ -51,12 +51,18 @@ def save_skops(obj: Any, path: Path) -> None:
 
 
 def load_skops(path: Path) -> Any:
-    """The object in a skops file; UserError if it holds a type outside TRUSTED_TYPES."""
+    """The object in a skops file; UserError if it holds a type outside TRUSTED_TYPES, or is
+    no skops file (such as a pickle that an earlier version of the pipeline wrote)."""
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
         return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    except zipfile.BadZipFile:
+        raise UserError(
+            f"{path}: not a skops file (a pickle from before the pipeline used skops?); "
+            "pickles are not read"
+        ) from None
     except UntrustedTypesFoundException:
         found = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
         raise UserError(

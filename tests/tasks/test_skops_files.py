@@ -90,3 +90,6 @@ def test_a_file_holding_any_other_type_is_refused(tmp_path: Path) -> None:
     save_skops(FunctionTransformer(), tmp_path / "other.skops")  # trusted, but no preprocessor
     with pytest.raises(UserError, match="holds a FunctionTransformer, not a fitted preprocessor"):
         load_preprocessor(tmp_path / "other.skops")
+    (tmp_path / "preprocessor.pkl").write_bytes(b"\x80\x05N.")  # a pickle of None: never read
+    with pytest.raises(UserError, match=r"preprocessor.pkl: not a skops file .*not read"):
+        load_preprocessor(tmp_path / "preprocessor.pkl")
