@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -38,14 +37,14 @@ def prepare(folder: Path) -> object:
     from tasks.datafiles import Split, write_data, write_json
     from tasks.ingest import load_idx
     from tasks.models import build_model, head_for
-    from tasks.preprocessing import fit_preprocessor, transform_split
+    from tasks.preprocessing import fit_preprocessor, save_preprocessor, transform_split
     from tasks.tracking import start_tracking
 
     paths = {
         k: str(folder / v)
         for k, v in {
             "split": "data/split",
-            "preprocessor": "models/preprocessor.pkl",
+            "preprocessor": "models/preprocessor.skops",
             "model": "models/model",
             "reports": "reports",
             "mlruns": "mlruns",
@@ -72,7 +71,7 @@ def prepare(folder: Path) -> object:
         splits["train"], params.standardize, params.clean, params.dataset
     )
     params.paths.preprocessor.parent.mkdir(parents=True, exist_ok=True)
-    params.paths.preprocessor.write_bytes(pickle.dumps(preprocessor))
+    save_preprocessor(preprocessor, params.paths.preprocessor)
     train, val = (Split(*transform_split(preprocessor, splits[s])) for s in ("train", "val"))
     keras.utils.set_random_seed(0)
     network = build_model(

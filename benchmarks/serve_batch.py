@@ -99,15 +99,13 @@ def make_images(rows: int, seed: int = 0) -> Any:
 
 def register_bundle(folder: Path, name: str, train: Any, model: Any) -> tuple[Any, Any]:
     """Fit, log and register `<name>@champion`; return (network, preprocessor)."""
-    import pickle
-
     import keras
     import mlflow
 
     from tasks.bundle import log_bundle, raw_features
     from tasks.config import CleanParams, DatasetParams, StandardizeParams, TrainParams
     from tasks.models import build_model, head_for
-    from tasks.preprocessing import fit_preprocessor, transform_split
+    from tasks.preprocessing import fit_preprocessor, save_preprocessor, transform_split
 
     rules = StandardizeParams(scaler="minmax" if model.type == "cnn" else "standard")
     value_range = (0.0, 16.0) if model.type == "cnn" else None
@@ -119,9 +117,9 @@ def register_bundle(folder: Path, name: str, train: Any, model: Any) -> tuple[An
     network.fit(x, y, epochs=1, batch_size=64, verbose=0)
     (folder / name).mkdir()
     network.save(folder / name / "model.keras")
-    (folder / name / "preprocessor.pkl").write_bytes(pickle.dumps(preprocessor))
+    save_preprocessor(preprocessor, folder / name / "preprocessor.skops")
     with mlflow.start_run():
-        files = (folder / name / "model.keras", folder / name / "preprocessor.pkl")
+        files = (folder / name / "model.keras", folder / name / "preprocessor.skops")
         info = log_bundle(network, preprocessor, *files, raw_features(train, "label")[:5])
     registered = mlflow.register_model(info.model_uri, name).version
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", registered)

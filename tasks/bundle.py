@@ -8,14 +8,18 @@ probability column per class. The signature records only the outputs: MLflow's o
 check would refuse all but the one dtype and shape it saw, so the bundle checks its input
 itself and the model's metadata (`inputs`) says what it takes.
 
-The network is a Keras model (`model.keras`) or a fitted scikit-learn estimator (`model.pkl`,
+The network is a Keras model (`model.keras`) or a fitted scikit-learn estimator (`model.skops`,
 the `sklearn_mlp` baseline); everything here serves both the same way.
+
+Loading the model unpickles nothing: the pyfunc wrapper is logged as code (MLflow's models from
+code: MODEL_CODE, beside this package's source in the model's `code/tasks/`), the network is
+loaded by Keras in safe mode (no Python code inside a `.keras` file runs) or by skops, and the
+preprocessor by skops, each allowing only `tasks.skops_files.TRUSTED_TYPES` beyond skops' own.
 """
 
 from __future__ import annotations
 
-import logging
-import pickle
+import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -30,10 +34,11 @@ from tasks.datafiles import Arrays, Data, flat_rows, pin_archive
 from tasks.inputs import canonical_rows
 from tasks.preprocessing import Preprocessor, load_preprocessor
 from tasks.runtime import UserError, import_tensorflow
+from tasks.skops_files import load_skops, save_skops
 
 REQUIREMENTS = ("tensorflow", "keras", "scikit-learn", "pandas", "numpy", "pyarrow", "mlflow")
 KERAS_ONLY = ("tensorflow", "keras")
-NETWORK_FILES = ("model.keras", "model.pkl")  # a Keras model; a pickled scikit-learn estimator
+NETWORK_FILES = ("model.keras", "model.skops")  # a Keras model; a scikit-learn estimator
 CHUNK_VALUES = 2**18  # input values per Keras call: 4,096 digits, 334 MNIST images
 MAX_CHUNK_ROWS = 8192
 
@@ -71,8 +76,8 @@ def predict_rows(network: Any, preprocessor: Preprocessor, raw: Any) -> pd.DataF
 def save_network(network: Any, folder: Path) -> Path:
     """Write the network into folder in its own format; return the file."""
     if isinstance(network, BaseEstimator):
-        path = folder / "model.pkl"
-        path.write_bytes(pickle.dumps(network))
+        path = folder / "model.skops"
+        save_skops(network, path)
     else:
         path = folder / "model.keras"
         network.save(path)
@@ -90,18 +95,30 @@ def network_file(folder: Path) -> Path:
 
 def load_network(path: Path) -> Any:
     """A network saved by save_network."""
-    if path.suffix == ".pkl":
-        with path.open("rb") as handle:
-            return pickle.load(handle)
+    if path.suffix == ".skops":
+        return load_skops(path)
     import_tensorflow()
     import keras
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, safe_mode=True)  # a Lambda layer is refused, not run
 
 
 def raw_features(data: Data, label: str) -> Any:
     """The raw input rows, in the schema serving takes (features only, no label)."""
     return data.x if isinstance(data, Arrays) else data.drop(columns=label)
+
+
+# The logged model's entry point, kept as text in the model: loading the model runs it, and
+# its imports come from the model's own `code/tasks/` (log_bundle's code_paths)
+MODEL_CODE_FILE = "bundle_model.py"
+MODEL_CODE = '''"""The served model: tasks.bundle.Bundle, from code/tasks/ beside this file."""
+
+import mlflow.models
+
+from tasks.bundle import Bundle
+
+mlflow.models.set_model(Bundle())
+'''
 
 
 class Bundle(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
@@ -139,14 +156,15 @@ def log_bundle(
     """Log the bundle to the active MLflow run; return its ModelInfo."""
     from mlflow.models import ModelSignature, infer_signature
 
-    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # the cloudpickle caution
     # MLflow's hints (integer columns, predict() type hints) do not apply to this model
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as folder:
         warnings.simplefilter("ignore", UserWarning)
         outputs = infer_signature(example, predict_rows(network, preprocessor, example)).outputs
+        model_code = Path(folder) / MODEL_CODE_FILE
+        model_code.write_text(MODEL_CODE)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=Bundle(),
+            python_model=str(model_code),  # source, run on loading; not a pickled object
             artifacts={"network": str(network_path), "preprocessor": str(preprocessor_path)},
             code_paths=[str(Path(__file__).parent)],
             signature=ModelSignature(inputs=None, outputs=outputs),  # no input enforcement

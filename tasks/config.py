@@ -34,7 +34,7 @@ class Paths(Section):
     clean: Path = Path("data/clean")
     split: Path = Path("data/split")
     processed: Path = Path("data/processed")
-    preprocessor: Path = Path("models/preprocessor.pkl")
+    preprocessor: Path = Path("models/preprocessor.skops")
     model: Path = Path("models/model")
     reports: Path = Path("reports")
     expectations: Path = Path("expectations")

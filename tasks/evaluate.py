@@ -6,7 +6,7 @@ Reads `paths.split/{train,val,test}`, `paths.model/`, `paths.preprocessor` and
 `reports/plots/` (the confusion matrix as `confusion.csv` for `dvc plots` and as a PNG, the
 training curves, and for images a 5x5 grid of test images and the most confidently wrong ones).
 The same metrics, prefixed `test_`, the figures, the network in its native format
-(`keras/model.keras`, or `sklearn/model.pkl` for the scikit-learn MLP) and the three splits
+(`keras/model.keras`, or `sklearn/model.skops` for the scikit-learn MLP) and the three splits
 as MLflow datasets (digest = their DVC md5) go to the training's MLflow run. The test rows go
 through the same preprocessor + network as served predictions, so the numbers are the served
 model's.
@@ -38,7 +38,7 @@ from tasks.runtime import run_entry
 log = logging.getLogger(__name__)
 
 SPLIT_CONTEXTS = {"train": "train", "val": "validation", "test": "test"}
-NATIVE_FOLDERS = {".keras": "keras", ".pkl": "sklearn"}  # the network file's artifact folder
+NATIVE_FOLDERS = {".keras": "keras", ".skops": "sklearn"}  # the network file's artifact folder
 
 
 def evaluate_bundle(

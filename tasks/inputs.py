@@ -157,7 +157,7 @@ def as_table(raw: Any, preprocessor: Preprocessor) -> pd.DataFrame:
     columns = preprocessor.columns or []
     frame = _frame(raw, columns)
     _check_columns(frame, columns, preprocessor.label)
-    kinds = preprocessor.kinds or {}  # none in preprocessors pickled before kinds were kept
+    kinds = preprocessor.kinds or {}  # None only for images and sequences
     frame = _with_kinds(frame, columns, kinds)
     numeric = [c for c in columns if kinds.get(str(c)) == "number"]
     if preprocessor.value_range is not None and numeric:

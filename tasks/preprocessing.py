@@ -1,11 +1,10 @@
 """The preprocessor: scalers, imputers and encoders fitted on the training split only, with
 the label encoding; standardize fits it, and the served bundle ships it so serving takes raw
-rows.
+rows. It is written as a skops file (`tasks.skops_files`): loading it unpickles nothing.
 """
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from sklearn.preprocessing import (
 from tasks.config import CleanParams, DatasetParams, StandardizeParams
 from tasks.datafiles import Arrays, Data, labels_of
 from tasks.runtime import UserError
+from tasks.skops_files import load_skops, save_skops
 
 
 def build_scaler(rules: StandardizeParams) -> Any:
@@ -140,7 +140,6 @@ class Preprocessor:
     features: Any
     columns: list[str] | None = None
     classes: np.ndarray | None = field(default=None)
-    # class-level defaults, so preprocessors pickled before these fields load too
     value_range: tuple[float, float] | None = None
     kinds: dict[str, str] | None = None  # table column -> number, text, bool or other
 
@@ -251,10 +250,16 @@ def transform_split(preprocessor: Preprocessor, data: Data) -> tuple[np.ndarray,
     )
 
 
+def save_preprocessor(preprocessor: Preprocessor, path: Path) -> None:
+    """Write the fitted preprocessor (`paths.preprocessor`), as load_preprocessor reads it."""
+    save_skops(preprocessor, path)
+
+
 def load_preprocessor(path: Path) -> Preprocessor:
     """The preprocessor standardize wrote to `paths.preprocessor`."""
     if not path.is_file():
         raise UserError(f"{path}: not found (run the standardize stage first)")
-    with path.open("rb") as handle:
-        result: Preprocessor = pickle.load(handle)
+    result = load_skops(path)
+    if not isinstance(result, Preprocessor):
+        raise UserError(f"{path}: holds a {type(result).__name__}, not a fitted preprocessor")
     return result

@@ -183,8 +183,8 @@ def project_lock(path: Path = Path(".retrain.lock")) -> Iterator[None]:
 def run_entry(module: str) -> None:
     """Run `module.main()`; a UserError ends the process with one line on stderr and exit 1.
 
-    The module is imported by its package name rather than run as `__main__`, so what it
-    pickles (the preprocessor) can be unpickled by every other step.
+    The module is imported by its package name rather than run as `__main__`, so the types it
+    writes by name (a skops file names each object's module) load in every other step.
     """
     configure()
     # Registered first, so it runs last: the objects TensorFlow, MLflow, GX and Prefect leave

@@ -1,7 +1,7 @@
 """standardize: fit the preprocessor on the training split only and apply it to every split.
 
 Reads `paths.split/{train,val,test}`; writes the fitted preprocessor to `paths.preprocessor`
-and model-ready float32 arrays to `paths.processed/{train,val,test}.npz`. The same
+(a skops file) and model-ready float32 arrays to `paths.processed/{train,val,test}.npz`. The same
 preprocessor ships inside the registered model, so serving takes raw rows; it keeps
 `validate.value_range`, beyond which serving refuses values. The preprocessor
 itself is `tasks.preprocessing`.
@@ -10,11 +10,15 @@ itself is `tasks.preprocessing`.
 from __future__ import annotations
 
 import logging
-import pickle
 
 from tasks.config import Params, load_params
 from tasks.datafiles import SPLITS, read_data, replace_dir, replace_file, save_npz
-from tasks.preprocessing import Preprocessor, fit_and_transform, transform_split
+from tasks.preprocessing import (
+    Preprocessor,
+    fit_and_transform,
+    save_preprocessor,
+    transform_split,
+)
 from tasks.runtime import run_entry
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ def run(params: Params) -> Preprocessor:
             x, y = train if name == "train" else transform_split(preprocessor, data)
             save_npz(staging / f"{name}.npz", x=x, y=y)
     with replace_file(params.paths.preprocessor) as staging_file:
-        staging_file.write_bytes(pickle.dumps(preprocessor))
+        save_preprocessor(preprocessor, staging_file)
     log.info(
         "standardize: %s scaler fitted on %d training rows",
         params.standardize.scaler,

@@ -1,7 +1,7 @@
 """train: fit the model (`model.type`) with the best grid point on the training split.
 
 Reads `paths.processed/{train,val}.npz`, `paths.preprocessor` and `reports/tune.json`;
-writes `paths.model/` (the network in its own format: `model.keras` for Keras, `model.pkl` for
+writes `paths.model/` (the network in its own format: `model.keras` for Keras, `model.skops` for
 scikit-learn's MLP; `run.json` naming the MLflow run and logged model) and
 `reports/history.csv`. The MLflow run gets the params, per-epoch curves for training and
 validation, the device used, and the model bundle (preprocessor + network) that serves raw rows.

@@ -72,7 +72,7 @@ def test_a_successful_run_pushes_every_output(pushed: tuple[Path, Path, str]) ->
     counts = [int(n) for n in PUSHED.findall(log)]
     assert len(counts) == 1 and counts[0] > 0, log[-3000:]
     cached = {path: md5 for path, (md5, cache) in _outputs(project).items() if cache}
-    assert {"data/raw", "data/split", "models/model", "models/preprocessor.pkl"} <= set(cached)
+    assert {"data/raw", "data/split", "models/model", "models/preprocessor.skops"} <= set(cached)
     assert all(_in_store(store, md5) for md5 in cached.values())
 
 

@@ -82,8 +82,8 @@ def test_digits_through_the_whole_pipeline(tmp_path: Path, chdir_into: Any) -> N
     assert metrics["accuracy"] > 0.9
     assert json.loads(Path("reports/registry.json").read_text())["promote"]
     summary = json.loads(Path("models/model/run.json").read_text())
-    assert summary["network"] == "model.pkl" and summary["estimator"] == "MLPClassifier"
-    assert sorted(p.name for p in Path("models/model").iterdir()) == ["model.pkl", "run.json"]
+    assert summary["network"] == "model.skops" and summary["estimator"] == "MLPClassifier"
+    assert sorted(p.name for p in Path("models/model").iterdir()) == ["model.skops", "run.json"]
     history = pd.read_csv("reports/history.csv")
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 
@@ -100,7 +100,7 @@ def test_digits_through_the_whole_pipeline(tmp_path: Path, chdir_into: Any) -> N
         for folder in ("plots", "sklearn")
         for a in client.list_artifacts(run.info.run_id, folder)
     }
-    assert {"plots/curves.png", "plots/confusion.png", "sklearn/model.pkl"} <= artifacts
+    assert {"plots/curves.png", "plots/confusion.png", "sklearn/model.skops"} <= artifacts
 
     test = np.load("data/split/test.npz")
     np.savez("new.npz", x=test["x"])

@@ -6,7 +6,6 @@ the registered model does, and that bad files are refused before anything is wri
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ def _register(name: str, train: Any, outputs: int, tmp: Path) -> None:
     import mlflow
 
     from tasks.bundle import log_bundle, raw_features
-    from tasks.preprocessing import fit_preprocessor
+    from tasks.preprocessing import fit_preprocessor, save_preprocessor
 
     rules, dataset = StandardizeParams(), DatasetParams()
     preprocessor = fit_preprocessor(train, rules, CleanParams(), dataset, value_range=(0, 16))
@@ -56,12 +55,11 @@ def _register(name: str, train: Any, outputs: int, tmp: Path) -> None:
     folder = tmp / name
     folder.mkdir()
     network.save(folder / "model.keras")
-    with (folder / "pre.pkl").open("wb") as handle:
-        pickle.dump(preprocessor, handle)
+    save_preprocessor(preprocessor, folder / "pre.skops")
     with mlflow.start_run():
         example = raw_features(train, "label")[:3]
         info = log_bundle(
-            network, preprocessor, folder / "model.keras", folder / "pre.pkl", example
+            network, preprocessor, folder / "model.keras", folder / "pre.skops", example
         )
     version = mlflow.register_model(info.model_uri, name).version
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -53,7 +52,7 @@ def _register(project: Path) -> pd.DataFrame:
     )
     from tasks.datafiles import Arrays
     from tasks.models import build_model, head_for
-    from tasks.preprocessing import fit_preprocessor, transform_split
+    from tasks.preprocessing import fit_preprocessor, save_preprocessor, transform_split
     from tasks.runtime import import_tensorflow
     from tasks.tracking import start_tracking
 
@@ -67,10 +66,10 @@ def _register(project: Path) -> pd.DataFrame:
     network = build_model(model, TrainParams(), (8, 8, 1), head_for("classification", 10))
     network.fit(x, y, epochs=1, batch_size=64, verbose=0)
     network.save(project / "model.keras")
-    (project / "preprocessor.pkl").write_bytes(pickle.dumps(preprocessor))
+    save_preprocessor(preprocessor, project / "preprocessor.skops")
     start_tracking(load_params())
     with mlflow.start_run():
-        files = (project / "model.keras", project / "preprocessor.pkl")
+        files = (project / "model.keras", project / "preprocessor.skops")
         info = log_bundle(network, preprocessor, *files, train.x[:5])
     version = mlflow.register_model(info.model_uri, NAME).version
     mlflow.MlflowClient().set_registered_model_alias(NAME, "champion", version)

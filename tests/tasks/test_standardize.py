@@ -109,7 +109,7 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
             "paths": {
                 "split": str(tmp_path / "split"),
                 "processed": str(tmp_path / "processed"),
-                "preprocessor": str(tmp_path / "pre.pkl"),
+                "preprocessor": str(tmp_path / "pre.skops"),
             },
             "dataset": {"label": "y"},
             "validate": {"value_range": [-1e7, 1e7]},
@@ -132,12 +132,12 @@ def test_no_statistic_of_validation_or_test_rows_reaches_the_preprocessor(tmp_pa
         write_data(table(loc, 10), tmp_path / "split", "val")
         write_data(table(loc, 20), tmp_path / "split", "test")
         run(params)
-        numeric = load_preprocessor(tmp_path / "pre.pkl").features.named_transformers_["numeric"]
+        numeric = load_preprocessor(tmp_path / "pre.skops").features.named_transformers_["numeric"]
         scaler, imputer = numeric.named_steps["standardscaler"], numeric[0]
         fitted.append((scaler.mean_.copy(), scaler.scale_.copy(), imputer.statistics_))
     for first, second in zip(*fitted, strict=True):
         assert np.array_equal(first, second)
-    served = load_preprocessor(tmp_path / "pre.pkl")  # what the served model accepts
+    served = load_preprocessor(tmp_path / "pre.skops")  # what the served model accepts
     assert served.value_range == (-1e7, 1e7) and served.kinds == {"a": "number", "b": "text"}
 
 
