@@ -102,8 +102,10 @@ def load_npz(path: Path, key: str | None = None) -> Arrays:
             keys = npz[key] if key is not None and key in npz.files else None
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except KeyError as error:
-        raise UserError(f"{path}: missing array {error} (need 'x' and 'y')") from None
+    except KeyError:
+        with np.load(path, allow_pickle=False) as npz:
+            found = sorted(npz.files)
+        raise UserError(f"{path}: needs arrays 'x' and 'y', holds {found}") from None
     except (OSError, ValueError, zlib.error) as error:
         raise UserError(f"{path}: cannot be read as .npz ({error})") from None
     if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
@@ -174,7 +176,10 @@ def run(params: Params) -> Path:
     if found is not None:
         log.info("ingest: %s read as %s", origin, found.describe())
     source = _provenance(params, data, found)
-    verdict = check_contract(data, params)
+    try:
+        verdict = check_contract(data, params)
+    except UserError as error:  # e.g. a column empty in every row: say which file
+        raise UserError(f"{origin}: {error}") from None
     if not verdict.passed:
         raise reject(data, verdict, params, source, origin)
     with replace_dir(params.paths.raw) as staging:

@@ -83,6 +83,8 @@ def _infer_column(
     frame: pd.DataFrame, column: str, dataset: DatasetParams, key: str | None = None
 ) -> list[Expectation]:
     series = frame[column]
+    if series.isna().all() and column == dataset.label:
+        raise UserError(f"label column {column!r} is empty in every row: nothing to learn from")
     if series.isna().all():
         raise UserError(
             f"column {column!r} is entirely empty; leave it out (ingest.drop_columns) "

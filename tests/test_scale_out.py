@@ -56,7 +56,8 @@ def test_two_clones_at_once_are_both_recorded_on_the_server(
 ) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_server)
+    # the registry too: an earlier test in this process may have set another registry URI
+    client = MlflowClient(tracking_uri=tracking_server, registry_uri=tracking_server)
     run_ids = [
         json.loads((p / "models/model/run.json").read_text())["mlflow_run_id"] for p in clones
     ]
