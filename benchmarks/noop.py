@@ -15,7 +15,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from projects import PROJECT_FILES, fresh_project, run_in  # noqa: E402
+from projects import PROJECT_FILES, fresh_project, measured_at, run_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "noop.json"
@@ -67,9 +66,7 @@ def main() -> None:
         for side, rounds in times.items()
     }
     ratio = round(medians["flow"]["wall"] / medians["dvc"]["wall"], 3)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = measured_at()
     result = {
         "rounds": times,
         "medians": medians,

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from projects import PROJECT_FILES, fresh_project, run_in  # noqa: E402
+from projects import PROJECT_FILES, fresh_project, measured_at, run_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tracking_server.json"
@@ -105,9 +105,7 @@ def main() -> None:
             rounds.append(one_round(Path(folder) / str(number)))
             print({k: v for k, v in rounds[-1].items() if k != "calls_by_endpoint"}, flush=True)
     medians = {k: statistics.median(r[k] for r in rounds) for k in ("local_s", "server_s")}  # type: ignore[misc]
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = measured_at()
     result = {
         "rounds": rounds,
         "medians": medians,
