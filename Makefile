@@ -30,7 +30,7 @@ TRACKING_DIR ?= $(CURDIR)/mlruns/server
 .PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy prefect-ui plots
 
 .venv/.installed: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || test -x $(UV) || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --user --quiet uv 2> >(grep -v 'is ignored' >&2)
 	@# bytecode compiled once here (~30 s): where PYTHONDONTWRITEBYTECODE is set, every
 	@# process would otherwise compile TensorFlow & co. from source (TF import 8.8 s -> 3.1 s)
 	$(UV) sync --quiet --frozen --extra dask --compile-bytecode

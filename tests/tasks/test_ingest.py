@@ -99,7 +99,7 @@ def test_npz_shapes_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"got x \(4, 5\)"):
         load_npz(bad)
     np.savez(bad, images=np.zeros((4, 5, 3)))
-    with pytest.raises(UserError, match="missing array"):
+    with pytest.raises(UserError, match=r"needs arrays .x. and .y., holds \[.images.\]"):
         load_npz(bad)
 
 
