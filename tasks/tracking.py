@@ -97,7 +97,16 @@ def start_tracking(params: Params) -> str:
                 "`evaluation/test_metrics.json`; data-quality reports under `data_quality/`."
             ),
         }
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=tags)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=tags)
+        except MlflowException as error:
+            # another clone created it between our lookup and our create (a shared server)
+            created = mlflow.get_experiment_by_name(name)
+            if error.error_code != "RESOURCE_ALREADY_EXISTS" or created is None:
+                raise
+            experiment_id = created.experiment_id
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.server import free_port
+from flows.server import free_port, free_ports
 from tasks.config import parse_params
 from tasks.runners import check_cluster
 from tasks.runtime import UserError
@@ -44,19 +44,22 @@ class Cluster:
     stopped with the test (`started`: whatever happens)."""
 
     def __init__(self, stack: ExitStack, folder: Path) -> None:
-        self.stack, self.folder, self.port = stack, folder, free_port()
+        # chosen together: two free_port() calls in a row may return the same port
+        self.port, self.dashboard = free_ports(2)
+        self.stack, self.folder = stack, folder
         self.address = f"tcp://127.0.0.1:{self.port}"
 
-    def _start(self, command: list[str]) -> None:
+    def _start(self, command: list[str], http: int | None = None) -> None:
         """Start command with its HTTP server (the dashboard's, /health) on a free port."""
-        http = free_port()
+        http = http or free_port()
         command = [*command, "--dashboard-address", f"127.0.0.1:{http}"]
         health = f"http://127.0.0.1:{http}/health"
         self.stack.enter_context(started(command, health, cwd=self.folder, env=WORKER_ENV))
 
     def scheduler(self, python: list[str] | None = None) -> None:
         self._start(
-            [*(python or [DASK]), "scheduler", "--host", "127.0.0.1", "--port", str(self.port)]
+            [*(python or [DASK]), "scheduler", "--host", "127.0.0.1", "--port", str(self.port)],
+            self.dashboard,
         )
 
     def workers(self, count: int, python: list[str] | None = None) -> list[str]:
