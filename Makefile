@@ -27,7 +27,7 @@ PREFECT_PORT ?= 4200
 # make tracking-server's database and artifact store
 TRACKING_DIR ?= $(CURDIR)/mlruns/server
 
-.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy prefect-ui plots
+.PHONY: install run test lint ui serve schedule repro reproduce clean-outputs tracking-server deploy prefect-ui plots screenshots
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || PIP_ROOT_USER_ACTION=ignore python3 -m pip install --user --quiet uv 2> >(grep -v 'is ignored' >&2)
@@ -67,6 +67,14 @@ tracking-server: install  ## an MLflow tracking server: SQLite in TRACKING_DIR, 
 	mlflow server --backend-store-uri sqlite:///$(abspath $(TRACKING_DIR))/mlflow.db \
 		--artifacts-destination $(abspath $(TRACKING_DIR))/artifacts \
 		--host $(HOST) --port $(PORT) --workers 1
+
+# make screenshots installs Debian's chromium when no headless browser is there
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+BROWSER := $(firstword $(foreach b,chromium chromium-browser google-chrome,$(shell command -v $(b) 2>/dev/null)))
+
+screenshots: install  ## PNGs of the MLflow and Prefect UIs over the last runs (headless Chromium), checked
+	@$(if $(BROWSER),true,echo "installing chromium (Debian) for the screenshots" && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+	python -m flows.screenshots
 
 deploy: install  ## the retrain flow as deployment retrain/retrain on work pool POOL (PREFECT_API_URL)
 	python -m flows.deploy --pool $(POOL)

@@ -32,7 +32,7 @@ import pandas as pd
 from tasks.coercion import coerce_numbers
 from tasks.config import CleanParams, DatasetParams, OutlierRule, Params, load_params
 from tasks.datafiles import Arrays, Data, read_data, read_json, replace_dir, write_data, write_json
-from tasks.runtime import UserError, run_entry
+from tasks.runtime import UserError, no_options, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ def run(params: Params) -> Cleaned:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

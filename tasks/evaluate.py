@@ -33,7 +33,7 @@ from tasks.datafiles import (
 )
 from tasks.lineage import file_md5, lineage_tags, locked_md5
 from tasks.metrics import per_class_report, score_frame
-from tasks.runtime import run_entry
+from tasks.runtime import no_options, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,7 @@ def run(params: Params) -> dict[str, float]:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

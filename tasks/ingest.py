@@ -29,7 +29,7 @@ import pandas as pd
 from tasks.config import CsvParams, DatasetParams, IngestParams, Params, load_params
 from tasks.contract import check_contract, reject, save_verdict
 from tasks.datafiles import Arrays, Data, replace_dir, write_data, write_json
-from tasks.runtime import UserError, run_entry
+from tasks.runtime import UserError, no_options, run_entry
 from tasks.tables import TableFormat, read_table
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,7 @@ def run(params: Params) -> Path:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

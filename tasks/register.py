@@ -21,7 +21,7 @@ from tasks.config import GateParams, Params, RegisterParams, load_params
 from tasks.datafiles import Arrays, labels_of, read_data, read_json, write_json
 from tasks.gate import GateResult, resolve_test
 from tasks.metrics import minimize
-from tasks.runtime import UserError, run_entry
+from tasks.runtime import UserError, no_options, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ def run(params: Params) -> dict[str, Any]:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import gc
 import importlib
@@ -178,6 +179,19 @@ def project_lock(path: Path = Path(".retrain.lock")) -> Iterator[None]:
         _HELD.pop()
         holder.unlink(missing_ok=True)
         lock.release()
+
+
+def no_options(module: str, doc: str | None) -> None:
+    """A step takes its settings from params.yaml, never from the command line: `--help` shows
+    the module's docstring and exits 0; any other argument is an error (exit 2)."""
+    lines = (doc or "").strip().splitlines()
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=lines[0] if lines else None,
+        epilog="\n".join(lines[1:]).strip() or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args()
 
 
 def run_entry(module: str) -> None:

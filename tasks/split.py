@@ -21,7 +21,7 @@ import pandas as pd
 from tasks.config import DatasetParams, Params, SplitParams, load_params
 from tasks.datafiles import SPLITS, Arrays, Data, labels_of, read_data, replace_dir, write_data
 from tasks.keys import row_keys, split_of
-from tasks.runtime import UserError, run_entry
+from tasks.runtime import UserError, no_options, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def run(params: Params) -> dict[str, Data]:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

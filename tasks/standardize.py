@@ -19,7 +19,7 @@ from tasks.preprocessing import (
     save_preprocessor,
     transform_split,
 )
-from tasks.runtime import run_entry
+from tasks.runtime import no_options, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ def run(params: Params) -> Preprocessor:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

@@ -30,7 +30,7 @@ from tasks.figures import kept_by, plot_curves
 from tasks.fitting import train_model
 from tasks.lineage import lineage_tags
 from tasks.resume import prepare_backup, read_epoch_log, remove_backup
-from tasks.runtime import import_tensorflow, run_entry
+from tasks.runtime import import_tensorflow, no_options, run_entry
 from tasks.sklearn_mlp import check_sklearn, train_sklearn
 from tasks.tracking import log_curves, run_name, start_tracking, training_name
 
@@ -196,6 +196,7 @@ def _flat_params(params: Params) -> dict[str, Any]:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 

@@ -24,7 +24,7 @@ from tasks.config import Params, TuneParams, load_params
 from tasks.datafiles import Split, load_split, write_json
 from tasks.lineage import lineage_tags
 from tasks.runners import check_cluster, open_runner
-from tasks.runtime import import_tensorflow, run_entry
+from tasks.runtime import import_tensorflow, no_options, run_entry
 from tasks.search import TrialLog, best_trial, grid_points, pick_best, search
 from tasks.sklearn_mlp import search_sklearn
 from tasks.tracking import run_name
@@ -136,6 +136,7 @@ def _log_parent(tune: TuneParams, report: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    no_options(__name__, __doc__)
     run(load_params())
 
 
