@@ -73,3 +73,21 @@ def test_every_python_module_in_the_readme_takes_its_options() -> None:
         assert process.returncode == 0, f"python -m {module} --help: {out[-500:]}"
         missing = {option for option in uses[module] if option not in out}
         assert not missing, f"python -m {module} does not take {sorted(missing)}"
+
+
+def test_every_python_module_in_the_readme_is_run_by_a_test() -> None:
+    """What each command does is checked where it is run: some test starts every module the
+    README runs (this file only checks that the commands parse)."""
+    modules = {
+        found[1]
+        for command in readme_commands()
+        for found in re.finditer(r"python -m ((?:flows|tasks)(?:\.\w+)+)(?![.<\w])", command)
+    }
+    tests = "\n".join(
+        path.read_text()
+        for path in (ROOT / "tests").rglob("*.py")
+        if path.name != Path(__file__).name
+    )
+    ways = ('"{}"', "-m {}", "from {} import main")  # a subprocess, or its main() in-process
+    unrun = {m for m in modules if not any(way.format(m) in tests for way in ways)}
+    assert not unrun, f"README modules no test runs: {sorted(unrun)}"
