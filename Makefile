@@ -41,8 +41,10 @@ install: .venv/.installed
 run: install  ## install everything, then run the retraining flow once (FORCE=1: retrain regardless)
 	python -m flows.retrain $(if $(FORCE),--force)
 
-test: install  ## the whole test suite (slow end-to-end tests included)
-	python -m pytest
+# two pytest workers (pytest-xdist), a test file each at a time: most of a test's time is
+# a subprocess importing TensorFlow or a server starting, which leaves the other core idle
+test: install  ## the whole test suite (slow end-to-end tests included), on 2 workers
+	python -m pytest -n 2 --dist loadfile
 
 lint: install
 	ruff check . && ruff format --check . && mypy
