@@ -61,7 +61,7 @@ plots: install  ## DVC's plots as one offline page: dvc_plots/index.html (no CDN
 
 prefect-ui: install  ## Prefect's UI over the project's past flow runs (.prefect/), on PREFECT_PORT
 	@python -m flows.server --check-port $(PREFECT_PORT) --host $(HOST)
-	prefect server start --host $(HOST) --port $(PREFECT_PORT)
+	PREFECT_UI_API_URL=http://$(HOST):$(PREFECT_PORT)/api prefect server start --host $(HOST) --port $(PREFECT_PORT)
 
 tracking-server: install  ## an MLflow tracking server: SQLite in TRACKING_DIR, artifacts proxied
 	@python -m flows.server --check-port $(PORT) --host $(HOST)

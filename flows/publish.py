@@ -19,12 +19,14 @@ from tasks.runtime import SERVICE_TIMEOUT_S
 log = logging.getLogger(__name__)
 
 LOCAL_UI = "http://127.0.0.1:5000"  # `make ui` over the project's own store
+# MLflow 3.17's UI opens experiments in its GenAI view unless the browser chose otherwise
+MODEL_TRAINING = "workflowType=machine_learning"
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """The MLflow UI's page of a run: on the tracking server, or on `make ui`'s."""
     base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING}"
 
 
 def publish(summary: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.publish import MODEL_TRAINING, run_link
 from flows.server import free_ports
 from tasks.config import Params, load_params
 from tasks.runtime import UserError, answers, run_entry
@@ -60,10 +61,17 @@ def browser() -> str:
 
 
 @contextmanager
-def started(command: list[str], health: str, what: str, timeout_s: float = 90) -> Iterator[None]:
+def started(
+    command: list[str],
+    health: str,
+    what: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 90,
+) -> Iterator[None]:
     """A server process for the block, once its health URL answers; stopped afterwards."""
     process = subprocess.Popen(
         command,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -137,10 +145,14 @@ def mlflow_pages(params: Params, store: str, base: str) -> list[Page]:
         raise UserError(f"no {name}@champion in {store}: make run") from None
     run = client.get_run(str(champion.run_id))
     run_name = str(run.info.run_name)
-    runs = f"{base}/#/experiments/{experiment.experiment_id}"
+    runs = f"{base}/#/experiments/{experiment.experiment_id}/runs"
     return [
-        Page("mlflow-experiment", runs, (params.mlflow.experiment, run_name)),
-        Page("mlflow-run", f"{runs}/runs/{run.info.run_id}", (run_name, "test_accuracy")),
+        Page("mlflow-experiment", f"{runs}?{MODEL_TRAINING}", (params.mlflow.experiment, run_name)),
+        Page(
+            "mlflow-run",
+            run_link(base, experiment.experiment_id, run.info.run_id),
+            (run_name, "test_accuracy"),
+        ),
         Page("mlflow-models", f"{base}/#/models", (name, "champion")),
         Page(
             "mlflow-champion",
@@ -191,7 +203,13 @@ def main() -> None:
     prefect_ui += ["--host", "127.0.0.1", "--port", str(prefect_port)]
     with (
         started(mlflow_ui, f"{mlflow_base}/health", "the MLflow UI"),
-        started(prefect_ui, f"{prefect_base}/api/health", "the Prefect UI"),
+        # the UI asks the API at PREFECT_UI_API_URL, which does not follow --port
+        started(
+            prefect_ui,
+            f"{prefect_base}/api/health",
+            "the Prefect UI",
+            {"PREFECT_UI_API_URL": f"{prefect_base}/api"},
+        ),
     ):
         pages = mlflow_pages(params, store, mlflow_base) + prefect_pages(prefect_base)
         for page in pages:

@@ -169,3 +169,22 @@ def started(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+# The files whose tests take minutes (pytest --durations), started first, so that the two
+# xdist workers of `make test` (a file each) do not end on one of them while the other idles.
+LONGEST_FIRST = (
+    "test_dvc.py",
+    "test_lineage.py",
+    "test_evaluation.py",
+    "test_train_resume.py",
+    "test_scale_out.py",
+    "test_retrain_cli.py",
+    "test_pipeline.py",
+    "test_outputs_survive.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: number for number, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
