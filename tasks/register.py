@@ -12,6 +12,8 @@ the version and in `reports/registry.json`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -156,7 +158,9 @@ def run(params: Params) -> dict[str, Any]:
     # the version is created with all its tags in one call, and aliases come last: a failure
     # on the way never leaves an untagged version, nor an alias on a half-made one
     tags = version_tags(decision, gate, lineage)
-    version = mlflow.register_model(summary["model_uri"], name, tags=tags).version
+    with contextlib.redirect_stderr(io.StringIO()) as said:  # MLflow prints, not logs, these
+        version = mlflow.register_model(summary["model_uri"], name, tags=tags).version
+    log.debug("register: MLflow said %s", said.getvalue().strip())
     verdict = "Promoted to @champion" if decision.promote else "Not promoted"
     client.update_model_version(name, version, description=f"{verdict}: {decision.reason}.")
     # one alias per version, so the UI's model list shows the champion at a glance:

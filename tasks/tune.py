@@ -94,7 +94,7 @@ def run(
         trained,
         report["seconds"],
         params.tune.metric,
-        report["best_score"],
+        "none" if report["best_score"] is None else f"{report['best_score']:.4f}",
         report["best_params"],
     )
     return report
