@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
+from tasks.databases import prefect_database_path, seed
 from tasks.runtime import UserError, answers, run_entry
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ def prefect_server(
     """
     api_url = f"http://{host}:{port}/api"
     command = ["server", "start", "--host", host, "--port", str(port)]
+    database = prefect_database_path()
+    if database is not None:
+        seed("prefect", database)  # a new PREFECT_HOME: no migrations at start
     server = subprocess.Popen(
         [sys.executable, "-c", ORPHANLESS_PREFECT, str(os.getpid()), *command],
         stdout=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.config import Params
+from tasks.databases import seed
 from tasks.runtime import UserError
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ def start_tracking(params: Params) -> str:
     params.paths.mlruns.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(params.paths.mlruns)
     check_server(uri)
+    if uri == local_store(params.paths.mlruns):
+        seed("mlflow", params.paths.mlruns / "mlflow.db")  # no migrations on a new store
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     name = params.mlflow.experiment

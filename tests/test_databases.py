@@ -1,0 +1,40 @@
+"""The empty databases `make install` builds once and a new checkout starts from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks import databases
+
+
+def test_a_missing_store_starts_from_the_template_and_an_existing_one_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy
+
+    monkeypatch.setattr(databases, "TEMPLATES", tmp_path / "templates")
+    target = tmp_path / "project" / "mlruns" / "mlflow.db"
+    assert not databases.seed("mlflow", target), "no template yet: nothing copied"
+    built = databases.build("mlflow")  # by MLflow itself
+    assert built.name.startswith("mlflow-") and databases.build("mlflow") == built
+
+    assert databases.seed("mlflow", target) and target.read_bytes() == built.read_bytes()
+    engine = sqlalchemy.create_engine(f"sqlite:///{target}")
+    with engine.connect() as connection:
+        revision = connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version"))
+        assert revision.scalar(), "the copy is at MLflow's schema: nothing to migrate"
+    engine.dispose()
+
+    target.write_bytes(b"a store with runs")
+    assert not databases.seed("mlflow", target) and target.read_bytes() == b"a store with runs"
+
+
+def test_a_prefect_server_on_another_database_gets_no_sqlite_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    assert databases.prefect_database_path() == tmp_path / "prefect.db"
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://db/prefect")
+    assert databases.prefect_database_path() is None
