@@ -26,7 +26,10 @@ _CHUNK = 65536  # rows hashed at a time (bounds the float64 copy of an image bat
 
 
 def _hex(hashes: np.ndarray) -> np.ndarray:
-    return np.array([f"{h:016x}" for h in hashes.tolist()], dtype=object)
+    """Each uint64 as 16 hex digits (as f"{h:016x}"), in C: one hex string of the big-endian
+    bytes, cut every 16 characters (a Python loop took 0.33 s a million rows)."""
+    digits = hashes.astype(">u8").tobytes().hex().encode("ascii")
+    return np.frombuffer(digits, dtype="S16").astype("U16").astype(object)
 
 
 def content_keys(data: Data, label: str) -> np.ndarray:
