@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -79,6 +80,10 @@ def size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def database_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.glob("*.db"))
+
+
 def step_seconds(project: Path) -> dict[str, float]:
     """Each step's run time as the project's Prefect database recorded it (task runs)."""
     epoch = datetime(1970, 1, 1)  # SQLite keeps an interval as a datetime after the epoch
@@ -98,7 +103,7 @@ def one_round(folder: Path) -> dict[str, object]:
     served = fresh_project(ROOT, folder / "served", PROJECT_FILES)
     (folder / "server").mkdir()
     server, uri, log = start_server(folder / "server")
-    database = lambda: sum(f.stat().st_size for f in (folder / "server").glob("*.db"))  # noqa: E731
+    database = partial(database_bytes, folder / "server")
     try:
         extra = {"MLFLOW_TRACKING_URI": uri}
         empty = database()  # the schema the server created at start

@@ -2,14 +2,15 @@
 
     python -m flows.screenshots [--out screenshots]
 
-Starts `mlflow ui` over the project's store (or MLFLOW_TRACKING_URI's database) and `prefect
-server start` over the project's Prefect database (.prefect/), each on a free port on
-127.0.0.1, waits for their health checks, and has headless Chromium render six pages: the
-experiment's runs, the latest training run, the registered models, the champion version,
-Prefect's flow runs and the latest flow run. Each page is saved as `<out>/<name>.png` and
-its rendered text is checked for what must be on it (the run's name, the `champion` alias,
-the flow run's steps); a page without it fails the command in one line. Both servers are
-stopped at the end, also on failure. Run `make run` first: the pages show its record.
+Starts `mlflow ui` over the project's store (or MLFLOW_TRACKING_URI's database) and a
+Prefect server (`flows.server.prefect_server`) over the project's Prefect database
+(.prefect/), each on a free port on 127.0.0.1, waits for their health checks, and has
+headless Chromium render six pages: the experiment's runs, the latest training run, the
+registered models, the champion version, Prefect's flow runs and the latest flow run. Each
+page is saved as `<out>/<name>.png` and its rendered text is checked for what must be on it
+(the run's name, the `champion` alias, the flow run's steps); a page without it fails the
+command in one line. Both servers are stopped at the end, also on failure. Run `make run`
+first: the pages show its record.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.publish import MODEL_TRAINING, run_link
-from flows.server import free_ports
+from flows.server import free_ports, prefect_server
 from tasks.config import Params, load_params
 from tasks.runtime import UserError, answers, run_entry
 from tasks.tracking import tracking_uri
@@ -61,17 +62,10 @@ def browser() -> str:
 
 
 @contextmanager
-def started(
-    command: list[str],
-    health: str,
-    what: str,
-    env: dict[str, str] | None = None,
-    timeout_s: float = 90,
-) -> Iterator[None]:
-    """A server process for the block, once its health URL answers; stopped afterwards."""
+def mlflow_ui(command: list[str], health: str, timeout_s: float = 90) -> Iterator[None]:
+    """`mlflow ui` for the block, once its health URL answers; stopped afterwards."""
     process = subprocess.Popen(
         command,
-        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -80,7 +74,7 @@ def started(
         deadline = time.monotonic() + timeout_s
         while not answers(health, timeout_s=2):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise UserError(f"{what} did not start at {health}")
+                raise UserError(f"the MLflow UI did not start at {health}")
             time.sleep(0.2)
         yield
     finally:
@@ -197,19 +191,11 @@ def main() -> None:
     mlflow_port, prefect_port = free_ports(2)
     mlflow_base = f"http://127.0.0.1:{mlflow_port}"
     prefect_base = f"http://127.0.0.1:{prefect_port}"
-    mlflow_ui = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store]
-    mlflow_ui += ["--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"]
-    prefect_ui = [sys.executable, "-m", "prefect", "server", "start"]
-    prefect_ui += ["--host", "127.0.0.1", "--port", str(prefect_port)]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store]
+    command += ["--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"]
     with (
-        started(mlflow_ui, f"{mlflow_base}/health", "the MLflow UI"),
-        # the UI asks the API at PREFECT_UI_API_URL, which does not follow --port
-        started(
-            prefect_ui,
-            f"{prefect_base}/api/health",
-            "the Prefect UI",
-            {"PREFECT_UI_API_URL": f"{prefect_base}/api"},
-        ),
+        mlflow_ui(command, f"{mlflow_base}/health"),
+        prefect_server("127.0.0.1", prefect_port, timeout_s=90),
     ):
         pages = mlflow_pages(params, store, mlflow_base) + prefect_pages(prefect_base)
         for page in pages:

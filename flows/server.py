@@ -74,8 +74,11 @@ def prefect_server(
     database = prefect_database_path()
     if database is not None:
         seed("prefect", database)  # a new PREFECT_HOME: no migrations at start
+    # the UI asks for its API at PREFECT_UI_API_URL, which does not follow --port
+    ui = {"PREFECT_UI_API_URL": os.environ.get("PREFECT_UI_API_URL") or api_url}
     server = subprocess.Popen(
         [sys.executable, "-c", ORPHANLESS_PREFECT, str(os.getpid()), *command],
+        env={**os.environ, **ui},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

@@ -51,12 +51,14 @@ def seed(tool: str, target: Path) -> bool:
 
 
 def prefect_database_path() -> Path | None:
-    """Where the Prefect server keeps its SQLite database, or None when it is configured to
-    use another database."""
-    if any(name in os.environ for name in PREFECT_DATABASE_URLS):
-        return None
-    home = os.environ.get("PREFECT_HOME") or "~/.prefect"
-    return Path(home).expanduser() / "prefect.db"
+    """Where the Prefect server keeps its SQLite database (as Prefect's own settings resolve
+    it: environment, profile, PREFECT_HOME), or None when it is configured to use another."""
+    from prefect.settings import Settings
+
+    url = Settings().server.database.connection_url  # read now: the environment as it is
+    text = url.get_secret_value() if url is not None else ""
+    prefix = "sqlite+aiosqlite:///"
+    return Path(text.removeprefix(prefix)) if text.startswith(prefix) else None
 
 
 def _build_prefect(folder: Path) -> Path:
