@@ -1,5 +1,6 @@
-"""Unreachable services, a second run in one checkout, a busy port: one line naming what is
-wrong, a non-zero exit, within 30 s, and nothing changed."""
+"""Unreachable services (an MLflow tracking server, a Prefect API, a Dask scheduler, a DVC
+remote), a second run in one checkout, a busy port: one line naming what is wrong, a non-zero
+exit, within 30 s, and nothing changed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows.server import free_port
-from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli
+from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli, update_params
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,24 @@ def test_a_dead_dask_scheduler_is_named_in_one_line() -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(UserError, match=f"the Dask scheduler {address} does not answer"):
         check_scheduler(address)
+
+
+@pytest.mark.parametrize("door", ["flows.retrain", "flows.repro"])
+def test_a_dead_dvc_remote_is_named_in_one_line_within_30_s(project: Path, door: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}/dvc-store"  # nothing listens there
+    good = (project / "params.yaml").read_text()
+    run_cli(["dvc", "remote", "add", "-f", "dead", url], project)
+    update_params(project, {"dvc": {"remote": "dead"}})
+    try:
+        started = time.monotonic()
+        result = run_cli(["python", "-m", door], project, check=False)
+        seconds = time.monotonic() - started
+    finally:
+        (project / "params.yaml").write_text(good)
+        run_cli(["dvc", "remote", "remove", "dead"], project)
+    assert seconds < 30
+    assert _last_error(result).startswith(f"error: the DVC remote 'dead' ({url}) does not answer")
+    assert not (project / "data/raw").exists(), "nothing ran"
 
 
 def test_a_second_run_in_one_checkout_refuses_in_one_line(
