@@ -34,7 +34,8 @@ TRACKING_DIR ?= $(CURDIR)/mlruns/server
 	@# bytecode compiled once here (~30 s): where PYTHONDONTWRITEBYTECODE is set, every
 	@# process would otherwise compile TensorFlow & co. from source (TF import 8.8 s -> 3.1 s)
 	$(UV) sync --quiet --frozen --extra dask --compile-bytecode
-	@# empty Prefect and MLflow databases, migrated once here, copied into a new checkout
+	@# empty Prefect and MLflow databases, migrated once here (Prefect's block types registered
+	@# too), copied into a new checkout
 	@.venv/bin/python -c "from tasks.databases import build_all; build_all()"
 	@touch $@
 

@@ -1,6 +1,7 @@
-"""How long `prefect server start` takes to answer its health check on a new PREFECT_HOME:
-with a new database (Prefect runs every migration) against one copied from the environment's
-template (`tasks.databases`, built by `make install`), alternating, in one run.
+"""How long Prefect's server takes to answer its health check on a new PREFECT_HOME, started
+as every command starts it: with a new database (Prefect runs every migration and registers
+its block types) against one copied from the environment's template (`tasks.databases`,
+built by `make install`: migrated, block types registered), alternating, in one run.
 
     flock /tmp/heavy.lock .venv/bin/python benchmarks/prefect_start.py [--rounds 3]
 
@@ -13,14 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -28,39 +25,27 @@ from projects import measured_at  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from flows.server import free_port  # noqa: E402
+from flows.server import free_port, prefect_server  # noqa: E402
+from tasks import databases  # noqa: E402
 from tasks.databases import build  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "prefect_start.json"
 
 
 def start(seeded: bool) -> float:
-    """Seconds from `prefect server start` to a healthy API, on a new PREFECT_HOME."""
+    """Seconds from starting the server as every command does (`flows.server.prefect_server`)
+    to a healthy API, on a new PREFECT_HOME: with the template, or with none to copy."""
+    templates = databases.TEMPLATES
     with tempfile.TemporaryDirectory(prefix="prefect-home-") as home:
-        if seeded:
-            shutil.copyfile(build("prefect"), Path(home) / "prefect.db")
-        port = free_port()
-        command = [sys.executable, "-m", "prefect", "server", "start", "--port", str(port)]
-        began = time.perf_counter()
-        server = subprocess.Popen(
-            [*command, "--host", "127.0.0.1"],
-            env={**os.environ, "PREFECT_HOME": home},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        os.environ["PREFECT_HOME"] = home
+        if not seeded:
+            databases.TEMPLATES = Path(home) / "no-templates"
         try:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
-                        return time.perf_counter() - began
-                except OSError:
-                    if server.poll() is not None:
-                        raise SystemExit("prefect server start failed") from None
-                    time.sleep(0.05)
+            began = time.perf_counter()
+            with prefect_server("127.0.0.1", free_port()):
+                return time.perf_counter() - began
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait()
+            databases.TEMPLATES = templates
 
 
 def main() -> None:

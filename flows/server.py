@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
-from tasks.databases import prefect_database_path, seed
+from tasks.databases import blocks_registered, prefect_database_path, seed
 from tasks.runtime import UserError, answers, run_entry
 
 log = logging.getLogger(__name__)
@@ -71,14 +71,15 @@ def prefect_server(
     """
     api_url = f"http://{host}:{port}/api"
     command = ["server", "start", "--host", host, "--port", str(port)]
-    database = prefect_database_path()
-    if database is not None:
-        seed("prefect", database)  # a new PREFECT_HOME: no migrations at start
     # the UI asks for its API at PREFECT_UI_API_URL, which does not follow --port
-    ui = {"PREFECT_UI_API_URL": os.environ.get("PREFECT_UI_API_URL") or api_url}
+    settings = {"PREFECT_UI_API_URL": os.environ.get("PREFECT_UI_API_URL") or api_url}
+    database = prefect_database_path()
+    if database is not None and seed("prefect", database) and blocks_registered(database):
+        # a new PREFECT_HOME from the template: no migrations, and no block types to register
+        settings["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"
     server = subprocess.Popen(
         [sys.executable, "-c", ORPHANLESS_PREFECT, str(os.getpid()), *command],
-        env={**os.environ, **ui},
+        env={**os.environ, **settings},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

@@ -5,11 +5,14 @@
 A checkout's first run creates `.prefect/prefect.db` (the Prefect server's) and
 `mlruns/mlflow.db` (the tracking store). On a new file each tool runs every one of its schema
 migrations: about 7 s for Prefect and 1 s for MLflow on 2 cores, paid by the first run of every
-new checkout, project copy or CI clone. `make install` has the tools themselves build both
-empty databases once, into the environment (`.venv/share/retrain/`, named by the tool's
-version), and `seed` copies one where a database is missing. The tools then find their
-schema current and migrate nothing. Without the templates (an environment not installed by
-`make install`, another tool version) nothing is copied and the tools migrate as before.
+new checkout, project copy or CI clone; Prefect's server then also registers its block types
+(about 2 s more). `make install` has the tools themselves build both empty databases once,
+into the environment (`.venv/share/retrain/`, named by the tool's version): Prefect's by
+starting its server once, which migrates and registers. `seed` copies one where a database is
+missing; the tools then find their schema current and migrate nothing, and a server started
+on a seeded copy is told its block types are there (`blocks_registered`). Without the
+templates (an environment not installed by `make install`, another tool version) nothing is
+copied and the tools migrate and register as before.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
+
+from tasks.runtime import answers
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +70,45 @@ def prefect_database_path() -> Path | None:
     return Path(text.removeprefix(prefix)) if text.startswith(prefix) else None
 
 
-def _build_prefect(folder: Path) -> Path:
+def _build_prefect(folder: Path, timeout_s: float = 300) -> Path:
+    """Prefect's server started once on a new database, and stopped once it answers: its
+    start-up migrates the schema and registers Prefect's block types, both kept in the file."""
     environment = {**os.environ, "PREFECT_HOME": str(folder)}
     for name in PREFECT_DATABASE_URLS:
         environment.pop(name, None)
-    subprocess.run(
-        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-        env=environment,
-        check=True,
-        capture_output=True,
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--port", str(port), "--no-ui"],
+        env={**environment, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    return folder / "prefect.db"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not answers(f"http://127.0.0.1:{port}/api/health", timeout_s=2):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect: the server building {folder} did not start")
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    database = folder / "prefect.db"
+    with closing(sqlite3.connect(database)) as connection:  # the server's write-ahead log
+        connection.execute("PRAGMA journal_mode=DELETE")  # merged in: one whole file
+    return database
+
+
+def blocks_registered(database: Path) -> bool:
+    """Whether a Prefect database holds Prefect's block types (a template built by starting
+    the server does; one built before by migrations alone does not)."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+        try:
+            (count,) = connection.execute("SELECT count(*) FROM block_type").fetchone()
+        except sqlite3.Error:
+            return False
+    return bool(count)
 
 
 def _build_mlflow(folder: Path) -> Path:

@@ -38,3 +38,28 @@ def test_a_prefect_server_on_another_database_gets_no_sqlite_file(
     assert databases.prefect_database_path() == tmp_path / "prefect.db"
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://db/prefect")
     assert databases.prefect_database_path() is None
+
+
+@pytest.mark.slow
+def test_a_prefect_server_on_a_seeded_database_has_its_block_types_without_registering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import urllib.request
+
+    from flows.server import free_port, prefect_server
+
+    monkeypatch.setattr(databases, "TEMPLATES", tmp_path / "templates")
+    built = databases.build("prefect")  # by starting Prefect's server once
+    assert databases.blocks_registered(built) and not list(built.parent.glob("*.db-*"))
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    with prefect_server("127.0.0.1", free_port()) as api:
+        request = urllib.request.Request(f"{api}/block_types/filter", data=b"{}", method="POST")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            served = {block["slug"] for block in json.load(response)}
+    database = tmp_path / "home" / "prefect.db"
+    assert databases.blocks_registered(database), database
+    assert {"secret", "local-file-system"} <= served, served
+    assert (tmp_path / "home" / "memo_store.toml").exists(), "later starts skip registering too"
