@@ -93,7 +93,11 @@ def _build_prefect(folder: Path, timeout_s: float = 300) -> Path:
             time.sleep(0.2)
     finally:
         server.terminate()
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     database = folder / "prefect.db"
     with closing(sqlite3.connect(database)) as connection:  # the server's write-ahead log
         connection.execute("PRAGMA journal_mode=DELETE")  # merged in: one whole file

@@ -41,7 +41,7 @@ def test_a_prefect_server_on_another_database_gets_no_sqlite_file(
 
 
 @pytest.mark.slow
-def test_a_prefect_server_on_a_seeded_database_has_its_block_types_without_registering(
+def test_a_prefect_server_on_a_seeded_database_serves_the_templates_block_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
