@@ -26,7 +26,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -191,44 +190,18 @@ def _describe(rows: Any) -> str:
 
 @contextmanager
 def scoring_server(name: str, store: str) -> Iterator[int]:
-    """`mlflow models serve` of `<name>@champion` (tasks.serve's command) on a free port."""
-    from flows.server import free_port
+    """`mlflow models serve` of `<name>@champion` (tasks.serve's command) on a free port, its
+    process group stopped afterwards (the CLI and the uvicorn it starts)."""
+    from tasks.runtime import free_port, server_process
     from tasks.serve import serve_command
 
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = serve_command(f"models:/{name}@champion", "127.0.0.1", port)
-    server = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # one group: the CLI and the uvicorn it starts
-    )
-    try:
-        _wait_for(port, server)
+    failed = f"mlflow models serve on port {port} did not start"
+    with server_process(command, f"http://127.0.0.1:{port}/ping", failed, env=env, timeout_s=180):
         yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
-def _wait_for(port: int, server: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/ping")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"mlflow models serve on port {port} did not start")
 
 
 def latency(port: int, payloads: dict[int, bytes]) -> dict[str, Any]:

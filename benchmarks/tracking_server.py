@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -38,16 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from projects import PROJECT_FILES, fresh_project, measured_at, run_in  # noqa: E402
 
+from tasks.runtime import free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tracking_server.json"
 DATA_STEPS = ("ingest", "validate", "clean", "split", "standardize")
 CALL = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/[^ ?"]*)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str, Path]:

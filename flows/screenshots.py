@@ -24,16 +24,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from flows.publish import MODEL_TRAINING, run_link
-from flows.server import free_ports, prefect_server
+from flows.server import prefect_server
 from tasks.config import Params, load_params
-from tasks.runtime import UserError, answers, run_entry
+from tasks.runtime import UserError, free_ports, run_entry, server_process
 from tasks.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
@@ -59,31 +56,6 @@ def browser() -> str:
         "no headless browser found (chromium): install it (apt-get install -y chromium), "
         "or run make screenshots, which does"
     )
-
-
-@contextmanager
-def mlflow_ui(command: list[str], health: str, timeout_s: float = 90) -> Iterator[None]:
-    """`mlflow ui` for the block, once its health URL answers; stopped afterwards."""
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not answers(health, timeout_s=2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise UserError(f"the MLflow UI did not start at {health}")
-            time.sleep(0.2)
-        yield
-    finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
 
 
 def render(chromium: str, page: Page, out: Path) -> str:
@@ -194,7 +166,7 @@ def main() -> None:
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store]
     command += ["--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"]
     with (
-        mlflow_ui(command, f"{mlflow_base}/health"),
+        server_process(command, f"{mlflow_base}/health", "the MLflow UI did not start"),
         prefect_server("127.0.0.1", prefect_port, timeout_s=90),
     ):
         pages = mlflow_pages(params, store, mlflow_base) + prefect_pages(prefect_base)

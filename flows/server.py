@@ -13,14 +13,12 @@ import argparse
 import logging
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 from tasks.databases import blocks_registered, prefect_database_path, seed
-from tasks.runtime import UserError, answers, run_entry
+from tasks.runtime import UserError, answers, free_port, run_entry, server_process
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +35,6 @@ ORPHANLESS_PREFECT = (
 def healthy(api_url: str) -> bool:
     """Whether a Prefect API answers its health check."""
     return answers(f"{api_url}/health", timeout_s=2)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    return free_ports(1, host)[0]
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """count distinct free ports: all are held open together while chosen, so two calls in a
-    row cannot hand out the same port twice before either is bound."""
-    with ExitStack() as stack:
-        sockets = [
-            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            for _ in range(count)
-        ]
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 @contextmanager
@@ -77,33 +58,18 @@ def prefect_server(
     if database is not None and seed("prefect", database) and blocks_registered(database):
         # a new PREFECT_HOME from the template: no migrations, and no block types to register
         settings["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"
-    server = subprocess.Popen(
+    with server_process(
         [sys.executable, "-c", ORPHANLESS_PREFECT, str(os.getpid()), *command],
+        f"{api_url}/health",
+        f"Prefect server on {host}:{port} did not start (is the port in use?)",
         env={**os.environ, **settings},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        if while_starting is not None:
-            while_starting()
-        deadline = time.monotonic() + timeout_s
-        while not healthy(api_url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise UserError(
-                    f"Prefect server on {host}:{port} did not start (is the port in use?)"
-                )
-            time.sleep(0.1)
+        while_starting=while_starting,
+        timeout_s=timeout_s,
+    ):
         log.info(
             "Prefect server (UI and API) on http://%s:%d, for as long as this runs", host, port
         )
         yield api_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @contextmanager

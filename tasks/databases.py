@@ -20,17 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
 
-from tasks.runtime import answers
+from tasks.runtime import free_port, server_process
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +73,15 @@ def _build_prefect(folder: Path, timeout_s: float = 300) -> Path:
     environment = {**os.environ, "PREFECT_HOME": str(folder)}
     for name in PREFECT_DATABASE_URLS:
         environment.pop(name, None)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = subprocess.Popen(
+    port = free_port()
+    with server_process(
         [sys.executable, "-m", "prefect", "server", "start", "--port", str(port), "--no-ui"],
+        f"http://127.0.0.1:{port}/api/health",
+        f"prefect: the server building {folder} did not start",
         env={**environment, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not answers(f"http://127.0.0.1:{port}/api/health", timeout_s=2):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prefect: the server building {folder} did not start")
-            time.sleep(0.2)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        timeout_s=timeout_s,
+    ):
+        pass  # it answers: migrated and registered
     database = folder / "prefect.db"
     with closing(sqlite3.connect(database)) as connection:  # the server's write-ahead log
         connection.execute("PRAGMA journal_mode=DELETE")  # merged in: one whole file

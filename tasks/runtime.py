@@ -10,8 +10,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,68 @@ def reachable(host: str, port: int, timeout_s: float = SERVICE_TIMEOUT_S) -> boo
             return True
     except OSError:
         return False
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """count distinct free ports: all are held open together while chosen, so two calls in a
+    row cannot hand out the same port twice before either is bound."""
+    import socket
+
+    with ExitStack() as stack:
+        sockets = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    return free_ports(1, host)[0]
+
+
+@contextmanager
+def server_process(
+    args: list[str],
+    health: str,
+    failed: str,
+    *,
+    env: dict[str, str] | None = None,
+    while_starting: Callable[[], None] | None = None,
+    timeout_s: float = 90,
+) -> Iterator[None]:
+    """A server (its own process group) for the block, once `health` answers 200: UserError
+    `failed` when it exits or does not answer within timeout_s. `env` is its whole environment
+    (None: this one's); `while_starting` runs while it starts. The whole group is stopped
+    afterwards (SIGTERM, SIGKILL after 30 s), also when the block fails."""
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        if while_starting is not None:
+            while_starting()
+        deadline = time.monotonic() + timeout_s
+        while not answers(health, timeout_s=2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise UserError(failed)
+            time.sleep(0.1)
+        yield
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 _HELD: list[Path] = []  # the project lock this process holds

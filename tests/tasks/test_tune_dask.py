@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.server import free_port, free_ports
 from tasks.config import parse_params
 from tasks.runners import check_cluster
-from tasks.runtime import UserError
+from tasks.runtime import UserError, free_port, free_ports
 from tests.conftest import FAST_PARAMS, make_project, run_cli, started
 
 pytestmark = pytest.mark.slow
