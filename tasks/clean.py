@@ -31,7 +31,7 @@ import pandas as pd
 
 from tasks.coercion import coerce_numbers
 from tasks.config import CleanParams, DatasetParams, OutlierRule, Params, load_params
-from tasks.datafiles import Arrays, Data, read_data, read_json, replace_dir, write_data, write_json
+from tasks.datafiles import Arrays, Data, read_data, read_json, replace_dir, write_json, writing
 from tasks.runtime import UserError, no_options, run_entry
 
 log = logging.getLogger(__name__)
@@ -193,13 +193,13 @@ def run(params: Params) -> Cleaned:
     raw_report = read_json(report_path(params))
     cleaned = clean_data(read_data(params.paths.raw, "data"), params.clean, params.dataset)
     expectations = recheck_expectations(raw_report)
-    checks = check_data(cleaned.data, expectations, params.dataset.label)
     source = params.paths.clean / "data"
-    write_report(report_path(params).parent, "clean", source, expectations, checks)
-    raise_on_failure(source, checks)
     with replace_dir(params.paths.clean) as staging:
-        write_data(cleaned.data, staging, "data")
-        cleaned.quarantine.to_parquet(staging / "quarantine.parquet", index=False)
+        # written while the cleaned data is checked again; kept only if the check passes
+        with writing(staging, {"data": cleaned.data, "quarantine": cleaned.quarantine}):
+            checks = check_data(cleaned.data, expectations, params.dataset.label)
+            write_report(report_path(params).parent, "clean", source, expectations, checks)
+            raise_on_failure(source, checks)
     write_json(
         params.paths.reports / "clean.json",
         {

@@ -28,7 +28,7 @@ import pandas as pd
 
 from tasks.config import CsvParams, DatasetParams, IngestParams, Params, load_params
 from tasks.contract import check_contract, reject, save_verdict
-from tasks.datafiles import Arrays, Data, replace_dir, write_data, write_json
+from tasks.datafiles import Arrays, Data, replace_dir, write_json, writing
 from tasks.runtime import UserError, no_options, run_entry
 from tasks.tables import TableFormat, read_table
 
@@ -176,14 +176,14 @@ def run(params: Params) -> Path:
     if found is not None:
         log.info("ingest: %s read as %s", origin, found.describe())
     source = _provenance(params, data, found)
-    try:
-        verdict = check_contract(data, params)
-    except UserError as error:  # e.g. a column empty in every row: say which file
-        raise UserError(f"{origin}: {error}") from None
-    if not verdict.passed:
-        raise reject(data, verdict, params, source, origin)
     with replace_dir(params.paths.raw) as staging:
-        write_data(data, staging, "data")
+        with writing(staging, {"data": data}):  # while the contract is checked
+            try:
+                verdict = check_contract(data, params)
+            except UserError as error:  # e.g. a column empty in every row: say which file
+                raise UserError(f"{origin}: {error}") from None
+            if not verdict.passed:  # the staged copy is dropped, paths.raw stays as it was
+                raise reject(data, verdict, params, source, origin)
         write_json(staging / "source.json", source)
         save_verdict(staging, verdict, params)
     log.info("ingest: %d rows from %s into %s", len(data), params.ingest.source, params.paths.raw)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import DatasetParams, Params, SplitParams, load_params
-from tasks.datafiles import SPLITS, Arrays, Data, labels_of, read_data, replace_dir, write_data
+from tasks.datafiles import SPLITS, Arrays, Data, labels_of, read_data, replace_dir, writing
 from tasks.keys import row_keys, split_of
 from tasks.runtime import UserError, no_options, run_entry
 
@@ -113,11 +113,9 @@ def run(params: Params) -> dict[str, Data]:
     """Split `paths.clean` into `paths.split/{train,val,test}` with a manifest."""
     data = read_data(params.paths.clean, "data")
     parts, keys = split_data(data, params.split, params.dataset)
-    labels = {name: labels_of(part, params.dataset.label) for name, part in parts.items()}
-    entries = manifest(keys, labels, params.dataset.task)
-    with replace_dir(params.paths.split) as staging:
-        for name, part in parts.items():
-            write_data(part, staging, name)
+    with replace_dir(params.paths.split) as staging, writing(staging, parts):
+        labels = {name: labels_of(part, params.dataset.label) for name, part in parts.items()}
+        entries = manifest(keys, labels, params.dataset.task)
         write_manifest(staging / "manifest.json", entries)
     _warn_empty_classes(entries)
     log.info("split: %s", {name: len(part) for name, part in parts.items()})
