@@ -82,7 +82,7 @@ def compare_with_champion(params: Params, manifest: dict[str, Any]) -> tuple[int
     from tasks.drift import detect_drift
     from tasks.keys import row_keys
 
-    data = read_data(params.paths.clean, "data")
+    data = read_data(params.paths.clean, "data", leave_handed=True)  # split reads it next
     label = params.dataset.label
     keys = pd.Series(row_keys(data, params.split.key, label))
     known = _known_labels(manifest)

@@ -25,6 +25,7 @@ from flows.publish import notify_failure, publish
 from flows.stages import DATA_STEPS, MODEL_STEPS, STEPS, record_stage, stage_is_current
 from flows.summary import summarize
 from tasks.config import Params, load_params
+from tasks.datafiles import forget_handed
 from tasks.remote import check_remote, push_outputs
 from tasks.runners import check_cluster
 from tasks.runtime import STEP_RETRY_DELAYS_S, UserError, is_transient, project_lock
@@ -135,6 +136,8 @@ def retrain(force: bool = False) -> dict[str, Any] | State:
                 push_outputs(load_params())
     except UserError as error:
         return Failed(message=str(error))
+    finally:
+        forget_handed()  # a worker serving many runs keeps no table from one to the next
     if not isinstance(result, State):
         published = PUBLISH(result, return_state=True)
         if published.is_failed():  # the run did its work; only its Prefect summary is missing

@@ -110,7 +110,8 @@ def write_data(data: Data, folder: Path, name: str) -> Path:
 # every step in one): the step reads the file's frame instead of parsing the file again,
 # about 0.3 s a million rows each time. Only frames whose every column reads back exactly
 # as written are kept, keyed by the written file's identity (device, inode, size, mtime: a
-# rename into place keeps it; any rewrite changes it), and taken on their first read.
+# rename into place keeps it; any rewrite changes it), taken on their first read, and
+# forgotten at the end of a flow run.
 _HANDED: OrderedDict[tuple[int, int, int, int], pd.DataFrame] = OrderedDict()
 _HANDED_LOCK = threading.Lock()
 _HANDED_AT_MOST = 4  # a step's outputs; older ones are read from their files
@@ -146,9 +147,19 @@ def _hand_on(frame: pd.DataFrame, path: Path) -> None:
             _HANDED.popitem(last=False)
 
 
-def _handed(path: Path) -> pd.DataFrame | None:
+def _handed(path: Path, leave: bool) -> pd.DataFrame | None:
     with _HANDED_LOCK:
-        return _HANDED.pop(_identity(path), None)
+        identity = _identity(path)
+        if not leave:
+            return _HANDED.pop(identity, None)
+        kept = _HANDED.get(identity)
+        return None if kept is None else kept.copy(deep=False)  # copy-on-write, as above
+
+
+def forget_handed() -> None:
+    """Drop every table kept for a later read (the end of a flow run)."""
+    with _HANDED_LOCK:
+        _HANDED.clear()
 
 
 @contextmanager
@@ -166,11 +177,12 @@ def writing(folder: Path, files: Mapping[str, Data]) -> Iterator[None]:
         written.result()
 
 
-def read_data(folder: Path, name: str) -> Data:
-    """Read `<name>.parquet` or `<name>.npz` from folder."""
+def read_data(folder: Path, name: str, *, leave_handed: bool = False) -> Data:
+    """Read `<name>.parquet` or `<name>.npz` from folder. A table this process wrote there
+    is taken from memory (see `_hand_on`); `leave_handed` leaves it for a later read too."""
     table, arrays = folder / f"{name}.parquet", folder / f"{name}.npz"
     if table.is_file():
-        handed = _handed(table)
+        handed = _handed(table, leave_handed)
         return pd.read_parquet(table) if handed is None else handed
     if arrays.is_file():
         with np.load(arrays, allow_pickle=False) as npz:

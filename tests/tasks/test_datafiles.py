@@ -31,7 +31,7 @@ def _table() -> pd.DataFrame:
 
 @pytest.fixture(autouse=True)
 def _nothing_handed() -> None:
-    datafiles._HANDED.clear()
+    datafiles.forget_handed()
 
 
 def test_a_table_written_is_read_back_as_its_file_gives_it_without_parsing_it(
@@ -47,6 +47,16 @@ def test_a_table_written_is_read_back_as_its_file_gives_it_without_parsing_it(
     pd.testing.assert_frame_equal(handed, pd.read_parquet(path), check_exact=True)
     again = read_data(tmp_path / "raw", "data")  # parsed from the file this time
     pd.testing.assert_frame_equal(again, handed, check_exact=True)
+
+
+def test_a_read_may_leave_a_handed_table_for_the_next(tmp_path: Path) -> None:
+    write_data(_table(), tmp_path, "data")
+    first = read_data(tmp_path, "data", leave_handed=True)  # as the retrain decision reads
+    assert isinstance(first, pd.DataFrame) and len(datafiles._HANDED) == 1
+    first["x"] = 0.0  # the reader's changes stay its own
+    second = read_data(tmp_path, "data")  # as split reads
+    assert not datafiles._HANDED
+    pd.testing.assert_frame_equal(second, pd.read_parquet(tmp_path / "data.parquet"))
 
 
 def test_a_handed_table_and_the_writers_frame_change_apart(tmp_path: Path) -> None:
