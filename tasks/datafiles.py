@@ -110,8 +110,9 @@ def write_data(data: Data, folder: Path, name: str) -> Path:
 # every step in one): the step reads the file's frame instead of parsing the file again,
 # about 0.3 s a million rows each time. Only frames whose every column reads back exactly
 # as written are kept, keyed by the written file's identity (device, inode, size, mtime: a
-# rename into place keeps it; any rewrite changes it), taken on their first read, and
-# forgotten at the end of a flow run.
+# rename into place keeps it; a rewrite changes it, as DVC's own state database assumes when
+# it decides whether to hash a file again), taken on their first read, and forgotten at the
+# end of a flow run.
 _HANDED: OrderedDict[tuple[int, int, int, int], pd.DataFrame] = OrderedDict()
 _HANDED_LOCK = threading.Lock()
 _HANDED_AT_MOST = 4  # a step's outputs; older ones are read from their files
