@@ -8,12 +8,13 @@ import gc
 import importlib
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -176,21 +177,24 @@ def server_process(
     failed: str,
     *,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    output: IO[bytes] | None = None,
     while_starting: Callable[[], None] | None = None,
     timeout_s: float = 90,
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """A server (its own process group) for the block, once `health` answers 200: UserError
     `failed` when it exits or does not answer within timeout_s. `env` is its whole environment
-    (None: this one's); `while_starting` runs while it starts. The whole group is stopped
-    afterwards (SIGTERM, SIGKILL after 30 s), also when the block fails."""
+    (None: this one's); its output goes to `output` (None: nowhere); `while_starting` runs
+    while it starts. The whole group is stopped afterwards (SIGTERM, SIGKILL after 30 s), also
+    when the block fails."""
     import signal
-    import subprocess
 
     process = subprocess.Popen(
         args,
+        cwd=cwd,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -201,7 +205,7 @@ def server_process(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise UserError(failed)
             time.sleep(0.1)
-        yield
+        yield process
     finally:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

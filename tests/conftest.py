@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tasks.runtime import UserError, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = (
@@ -132,43 +131,28 @@ def started(
     env: dict[str, str] | None = None,
     timeout_s: float = 90,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process (its own process group) for the block, once `health` answers 200; the
-    whole group is stopped afterwards, also when the block fails."""
-    import urllib.request
-
+    """`tasks.runtime.server_process` for a test: the server's own output in the failure
+    when it does not start."""
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        args,
-        cwd=cwd,
-        env={**environment, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(health, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise AssertionError(f"{args} did not start:\n{log.read().decode()[-3000:]}")
-            time.sleep(0.2)
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+    answered = False
+    with tempfile.TemporaryFile() as log:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+            with server_process(
+                args,
+                health,
+                f"{args} did not start",
+                env={**environment, **(env or {})},
+                cwd=cwd,
+                output=log,
+                timeout_s=timeout_s,
+            ) as process:
+                answered = True
+                yield process
+        except UserError as error:
+            if answered:  # the test's own error
+                raise
+            log.seek(0)
+            raise AssertionError(f"{error}:\n{log.read().decode()[-3000:]}") from None
 
 
 # The files whose tests take minutes (pytest --durations), started first, so that the two
