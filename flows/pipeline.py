@@ -22,14 +22,20 @@ from prefect.states import Completed, Failed
 
 from flows.decide import Decision, decide, record
 from flows.publish import notify_failure, publish
-from flows.stages import DATA_STEPS, MODEL_STEPS, STEPS, record_stage, stage_is_current
+from flows.stages import (
+    DATA_STEPS,
+    MODEL_STEPS,
+    STEPS,
+    check_services,
+    record_stage,
+    stage_is_current,
+)
 from flows.summary import summarize
 from tasks.config import Params, load_params
 from tasks.datafiles import forget_handed
-from tasks.remote import check_remote, push_outputs
-from tasks.runners import check_cluster
+from tasks.remote import push_outputs
 from tasks.runtime import STEP_RETRY_DELAYS_S, UserError, is_transient, project_lock
-from tasks.tracking import check_server, missing_record, stamp_records, tracking_uri
+from tasks.tracking import missing_record, stamp_records
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +154,7 @@ def retrain(force: bool = False) -> dict[str, Any] | State:
 def _retrain(force: bool) -> dict[str, Any] | State:
     try:
         params = load_params()
-        check_server(tracking_uri(params.paths.mlruns))  # before any step changes anything
-        check_cluster(params.tune)
-        check_remote(params)
+        check_services(params)  # before any step changes anything
     except UserError as error:
         return Failed(message=str(error))
     outcome: dict[str, str] = {}

@@ -16,7 +16,7 @@ import importlib
 import logging
 from typing import Any
 
-from flows.stages import STEPS, dvc_repo
+from flows.stages import STEPS, check_services, dvc_repo
 from flows.summary import format_summary, summarize
 from tasks.config import Params, load_params
 from tasks.remote import push_outputs
@@ -32,14 +32,13 @@ UNCHANGED = (
 def what_changed(params: Params) -> str | None:
     """What makes this run do something (stale stages, a record the MLflow store lacks), or
     None: one DVC status for the whole pipeline, then the store's record of what it holds."""
-    from tasks.tracking import check_server, records_current, tracking_uri
+    from tasks.tracking import records_current
 
     with dvc_repo() as repo:
         stale = list(repo.status())
     if stale:
         shown = ", ".join(name.split(":")[-1] for name in stale[:4])
         return f"{len(stale)} stage(s) to bring up to date ({shown}{', ...' * (len(stale) > 4)})"
-    check_server(tracking_uri(params.paths.mlruns))
     return None if records_current(params) else "the MLflow store lacks a record"
 
 
@@ -76,6 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     with project_lock():
         params = load_params()  # a bad params.yaml is the first thing said
+        check_services(params)  # then a dead service, before Prefect starts or TF loads
         changed = "forced (--force)" if args.force else what_changed(params)
         if changed is None:
             log.info("nothing to do: no Prefect run started")
