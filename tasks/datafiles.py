@@ -124,7 +124,7 @@ def _identity(path: Path) -> tuple[int, int, int, int]:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def reads_back_exactly(frame: pd.DataFrame) -> bool:
+def _reads_back_exactly(frame: pd.DataFrame) -> bool:
     """Whether Parquet gives this frame back as it is (less its index): text-named, unique
     columns of numpy numbers or booleans or pandas' default text, and no attrs."""
     return (
@@ -139,7 +139,7 @@ def reads_back_exactly(frame: pd.DataFrame) -> bool:
 
 
 def _hand_on(frame: pd.DataFrame, path: Path) -> None:
-    if not reads_back_exactly(frame):
+    if not _reads_back_exactly(frame):
         return
     kept = frame.reset_index(drop=True)  # copy-on-write: later changes to either are apart
     with _HANDED_LOCK:
