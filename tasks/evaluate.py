@@ -67,8 +67,11 @@ def build_figures(test: Any, predictions: pd.DataFrame, classes: list[Any]) -> d
 
 
 def _write_plots(folder: Path, built: dict[str, Any], predictions: pd.DataFrame) -> None:
+    import matplotlib.pyplot as plt
+
     for name, figure in built.items():
         figure.savefig(folder / name, dpi=100)
+        plt.close(figure)
     if built:  # classification: the confusion matrix as data for `dvc plots`
         predictions[["truth", "prediction"]].to_csv(folder / "confusion.csv", index=False)
 
@@ -124,9 +127,8 @@ def data_quality_reports(reports: Path) -> list[Path]:
 
 
 def _log_run(
-    params: Params, run_id: str, scores: dict[str, float], report: Any, built: dict[str, Any]
+    params: Params, run_id: str, scores: dict[str, float], report: Any, plots: list[Path]
 ) -> None:
-    import matplotlib.pyplot as plt
     import mlflow
 
     from tasks.bundle import network_file
@@ -143,9 +145,8 @@ def _log_run(
         mlflow.log_table(table, "evaluation/test_metrics.json")
         if report:
             mlflow.log_dict(report, "evaluation/per_class.json")
-        for name, figure in built.items():
-            mlflow.log_figure(figure, f"plots/{name}")
-            plt.close(figure)
+        for plot in plots:  # the PNGs as written to reports/plots (not rendered again)
+            mlflow.log_artifact(str(plot), "plots")
         network = network_file(params.paths.model)
         mlflow.log_artifact(str(network), NATIVE_FOLDERS[network.suffix])
         for path in data_quality_reports(params.paths.reports):  # keeps validation/ apart
@@ -183,7 +184,8 @@ def run(params: Params) -> dict[str, float]:
     write_json(reports / "per_class.json", report)
     with replace_file(reports / "metrics.json") as staging:
         write_json(staging, scores)
-    _log_run(params, summary["mlflow_run_id"], scores, report, built)
+    plots = [reports / "plots" / name for name in built]
+    _log_run(params, summary["mlflow_run_id"], scores, report, plots)
     log.info("evaluate: %s", {k: round(v, 4) for k, v in scores.items()})
     return scores
 
