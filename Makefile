@@ -47,7 +47,7 @@ run: install  ## install everything, then run the retraining flow once (FORCE=1:
 # two pytest workers (pytest-xdist), a test file each at a time: most of a test's time is
 # a subprocess importing TensorFlow or a server starting, which leaves the other core idle
 test: install  ## the whole test suite (slow end-to-end tests included), on 2 workers; its slowest 20 tests listed
-	python -m pytest -n 2 --dist loadfile --durations=20
+	python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 lint: install
 	ruff check . && ruff format --check . && mypy

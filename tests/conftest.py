@@ -155,17 +155,22 @@ def started(
             raise AssertionError(f"{error}:\n{log.read().decode()[-3000:]}") from None
 
 
-# The files whose tests take minutes (pytest --durations), started first, so that the two
-# xdist workers of `make test` (a file each) do not end on one of them while the other idles.
+# The files whose tests take minutes (`make test` lists the slowest 20), longest first, so
+# that the two xdist workers of `make test` (a file each) do not end on one of them while the
+# other idles. `make test` passes --no-loadscope-reorder: by default xdist hands out files by
+# their number of tests, which put these (one to a few tests each) last.
 LONGEST_FIRST = (
-    "test_dvc.py",
     "test_lineage.py",
-    "test_evaluation.py",
-    "test_train_resume.py",
     "test_scale_out.py",
-    "test_retrain_cli.py",
-    "test_pipeline.py",
+    "test_dvc.py",
+    "test_evaluation.py",
     "test_outputs_survive.py",
+    "test_train_resume.py",
+    "test_pipeline.py",
+    "test_retrain_cli.py",
+    "test_remote.py",
+    "test_train_replicas.py",
+    "test_tune_dask.py",
 )
 
 
