@@ -25,9 +25,10 @@ from projects import measured_at  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from flows.server import free_port, prefect_server  # noqa: E402
+from flows.server import prefect_server  # noqa: E402
 from tasks import databases  # noqa: E402
 from tasks.databases import build  # noqa: E402
+from tasks.runtime import free_port  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "prefect_start.json"
 

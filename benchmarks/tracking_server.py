@@ -20,16 +20,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -37,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from projects import PROJECT_FILES, fresh_project, measured_at, run_in  # noqa: E402
 
-from tasks.runtime import free_port  # noqa: E402
+from tasks.runtime import free_port, server_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "tracking_server.json"
@@ -45,24 +42,23 @@ DATA_STEPS = ("ingest", "validate", "clean", "split", "standardize")
 CALL = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/[^ ?"]*)')
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+@contextmanager
+def tracking_server(folder: Path) -> Iterator[tuple[str, Path]]:
+    """`make tracking-server` storing in folder, for the block: its URI and its log file."""
     port, log = free_port(), folder / "server.log"
     command = ["make", "--no-print-directory", "-C", str(ROOT), "tracking-server"]
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [*command, f"PORT={port}", f"TRACKING_DIR={folder}"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     uri = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                return server, uri, log
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"the tracking server did not start:\n{log.read_text()[-2000:]}")
+    failed = f"the tracking server did not start (its output: {log})"
+    with (
+        log.open("wb") as out,
+        server_process(
+            [*command, f"PORT={port}", f"TRACKING_DIR={folder}"],
+            f"{uri}/health",
+            failed,
+            output=out,
+        ),
+    ):
+        yield uri, log
 
 
 def calls(log: Path) -> collections.Counter[str]:
@@ -97,9 +93,8 @@ def one_round(folder: Path) -> dict[str, object]:
     seconds_local = run_in(local, [sys.executable, "-m", "flows.retrain"])[1]
     served = fresh_project(ROOT, folder / "served", PROJECT_FILES)
     (folder / "server").mkdir()
-    server, uri, log = start_server(folder / "server")
     database = partial(database_bytes, folder / "server")
-    try:
+    with tracking_server(folder / "server") as (uri, log):
         extra = {"MLFLOW_TRACKING_URI": uri}
         empty = database()  # the schema the server created at start
         seconds_server = run_in(served, [sys.executable, "-m", "flows.retrain"], extra)[1]
@@ -109,9 +104,6 @@ def one_round(folder: Path) -> dict[str, object]:
         seconds_noop = run_in(served, [sys.executable, "-m", "flows.retrain"], extra)[1]
         noop = calls(log) - counted
         noop_bytes = database() - after_run + size(folder / "server" / "artifacts") - artifacts
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
     return {
         "local_s": round(seconds_local, 1),
         "server_s": round(seconds_server, 1),

@@ -57,7 +57,8 @@ def test_a_prefect_server_on_a_seeded_database_does_not_register_block_types_aga
     import sqlite3
     from contextlib import closing
 
-    from flows.server import free_port, prefect_server
+    from flows.server import prefect_server
+    from tasks.runtime import free_port
 
     monkeypatch.setattr(databases, "TEMPLATES", tmp_path / "templates")
     built = databases.build("prefect")  # by starting Prefect's server once

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from flows.server import free_port
 from tasks.lineage import file_md5
 from tasks.remote import _endpoint
+from tasks.runtime import free_port
 from tests.conftest import FAST_PARAMS, make_project, run_cli, update_params
 
 PUSHED = re.compile(r"pushed (\d+) files to local")

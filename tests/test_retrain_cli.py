@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.server import free_port, healthy
+from flows.server import healthy
+from tasks.runtime import free_port
 from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli, started, update_params
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from flows.server import free_port
+from tasks.runtime import free_port
 from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli, started, update_params
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from flows.server import free_port
+from tasks.runtime import free_port
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow

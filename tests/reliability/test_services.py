@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.server import free_port
+from tasks.runtime import free_port
 from tests.conftest import FAST_PARAMS, ROOT, make_project, run_cli, update_params
 
 pytestmark = pytest.mark.slow

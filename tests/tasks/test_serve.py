@@ -79,7 +79,7 @@ def _register(project: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`python -m tasks.serve` on a free port, until the module's tests are done."""
-    from flows.server import free_port
+    from tasks.runtime import free_port
 
     project = tmp_path_factory.mktemp("serve")
     params = {"register": {"model_name": NAME}, "validate": {"value_range": [0, 16]}}
